@@ -1,0 +1,48 @@
+# The project's single entry point. On a fresh machine, `make demo` and `make test` do all the set-up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ROADIE := $(BIN)/roadie
+
+.PHONY: demo test unit lint fmt crds binaries cluster-up cluster-down venv clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+binaries: venv  ## find or build etcd, kube-apiserver, controller-manager, scheduler, kwok
+	$(ROADIE) cluster binaries
+
+demo: binaries  ## bring the local cluster and the operator up, and show the examples working
+	$(ROADIE) demo
+
+test: lint binaries  ## the whole suite: unit tests, then tests against the local control plane
+	$(BIN)/pytest -ra
+
+unit: venv
+	$(BIN)/pytest -ra tests/unit
+
+lint: venv
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
+
+fmt: venv
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+crds: venv  ## regenerate deploy/crds from the models
+	$(ROADIE) crds --output deploy/crds
+
+cluster-up: binaries
+	$(ROADIE) cluster up
+
+cluster-down: venv
+	$(ROADIE) cluster down
+
+clean:
+	-$(ROADIE) cluster down
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The `roadie` command line: the operator, its CRDs, and the local cluster."""

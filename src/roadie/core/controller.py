@@ -1,0 +1,165 @@
+"""The reconcile loop every kind shares, wired into kopf.
+
+Each kind supplies one level-based `reconcile(body)`; this module calls it for every watch event
+of the kind (the initial listing at startup included, which is how a restarted operator resumes),
+for every change of a child it made (so a deleted Deployment is put back at once), on a resync
+timer, and when a deadline the reconcile asked for comes due. Reconciles of one object never
+overlap; a failing one is retried with capped exponential backoff. Nothing is stored in
+annotations: kopf's `on.event` and timers keep no progress state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kopf
+from lightkube.core.exceptions import ApiError
+
+from roadie.core import api as api_mod
+from roadie.core import client, labels, metrics, schedule
+
+Body = dict[str, Any]
+#: A reconcile returns seconds until it wants to run again (None: only on the next change).
+Reconcile = Callable[[Body], Awaitable[float | None]]
+Cleanup = Callable[[Body], Awaitable[None]]
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildKind:
+    group: str
+    version: str
+    plural: str
+
+
+@dataclasses.dataclass
+class Controller:
+    api: api_mod.Api
+    reconcile: Reconcile
+    children: tuple[ChildKind, ...] = ()
+    deleted: Cleanup | None = None
+    resync_seconds: float = 60.0
+    _locks: dict[tuple[str, str], asyncio.Lock] = dataclasses.field(default_factory=dict)
+    _failures: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+
+    def key(self, namespace: str | None, name: str) -> tuple[str, str, str]:
+        return (self.api.kind, namespace or "", name)
+
+    async def run(self, body: Body) -> None:
+        """Reconcile one object now, serialised per object, with retry on failure."""
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
+        async with lock:
+            started = time.monotonic()
+            try:
+                again = await self.reconcile(body)
+            except Exception as error:
+                failures = self._failures.get((namespace, name), 0) + 1
+                self._failures[(namespace, name)] = failures
+                delay = min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 10))
+                level = logging.INFO if _is_conflict(error) else logging.ERROR
+                log.log(
+                    level,
+                    "reconcile of %s %s/%s failed (retry in %.1fs): %s",
+                    *(self.api.kind, namespace, name, delay, error),
+                    exc_info=level == logging.ERROR,
+                )
+                metrics.RECONCILES.labels(self.api.kind, "error").inc()
+                self.requeue(namespace, name, delay)
+                return
+            finally:
+                metrics.RECONCILE_SECONDS.labels(self.api.kind).observe(time.monotonic() - started)
+            self._failures.pop((namespace, name), None)
+            metrics.RECONCILES.labels(self.api.kind, "ok").inc()
+            if again is not None:
+                self.requeue(namespace, name, again)
+
+    def requeue(self, namespace: str | None, name: str, delay: float) -> None:
+        """Reconcile the latest version of the object after `delay` seconds."""
+        sched = schedule.get()
+        sched.at((*self.key(namespace, name), "requeue"), time.time() + delay,
+                 lambda: self.fetch_and_run(namespace, name))  # fmt: skip
+        metrics.DEADLINES.set(len(sched))
+
+    def at(
+        self, namespace: str | None, name: str, purpose: str, when: Any, action: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Schedule a kind-specific action (an expiry, a warning) for this object."""
+        sched = schedule.get()
+        sched.at((*self.key(namespace, name), purpose), when, action)
+        metrics.DEADLINES.set(len(sched))
+
+    async def fetch(self, namespace: str | None, name: str) -> Body | None:
+        try:
+            obj = await client.get().get(client.resource(self.api), name, namespace=namespace or None)
+        except ApiError as error:
+            if error.status.code == 404:
+                return None
+            raise
+        return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+    async def fetch_and_run(self, namespace: str | None, name: str) -> None:
+        body = await self.fetch(namespace, name)
+        if body is not None:
+            await self.run(body)
+
+    async def forget(self, body: Body) -> None:
+        meta = body["metadata"]
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        schedule.get().cancel_prefix(self.key(namespace, name))
+        self._locks.pop((namespace, name), None)
+        self._failures.pop((namespace, name), None)
+        if self.deleted is not None:
+            await self.deleted(body)
+
+
+def _is_conflict(error: Exception) -> bool:
+    return isinstance(error, ApiError) and error.status.code == 409
+
+
+def _plain(body: Any) -> Body:
+    return copy.deepcopy(dict(body))
+
+
+def register(controller: Controller, registry: kopf.OperatorRegistry | None = None) -> Controller:
+    """Register the kopf handlers of one kind (explicit ids, so logs name them)."""
+    api = controller.api
+    kind = api.kind.lower()
+
+    @kopf.on.event(api.group, api.version, api.plural, id=f"{kind}-watch", registry=registry)
+    async def on_event(event: dict[str, Any], **_: Any) -> None:
+        body = _plain(event["object"])
+        if event.get("type") == "DELETED":
+            await controller.forget(body)
+        else:
+            await controller.run(body)
+
+    @kopf.timer(api.group, api.version, api.plural, id=f"{kind}-resync", registry=registry,
+                interval=controller.resync_seconds, initial_delay=controller.resync_seconds)  # fmt: skip
+    async def on_resync(name: str, namespace: str | None, **_: Any) -> None:
+        await controller.fetch_and_run(namespace, name)
+
+    for child in controller.children:
+
+        @kopf.on.event(child.group, child.version, child.plural, registry=registry,
+                       id=f"{kind}-child-{child.plural}",
+                       labels={labels.NAME: kind, labels.MANAGED_BY: labels.MANAGER})  # fmt: skip
+        async def on_child(body: Any, **_: Any) -> None:
+            ref = labels.parse_parent_ref(
+                (body.get("metadata", {}).get("annotations") or {}).get(labels.PARENT)
+            )
+            if ref is None or ref[0] != api.kind:
+                return
+            _, namespace, name = ref
+            await controller.fetch_and_run(namespace, name)
+
+    return controller

@@ -1,0 +1,45 @@
+"""Kubernetes events for the transitions a user wants to see in `kubectl describe`.
+
+Written with the shared async client (core/v1 Events, reported by `roadie`), so they can be sent
+from anywhere, the expiry scheduler included, not only from inside a framework handler. A failure
+to post an event is logged and never fails the reconcile that wanted it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from lightkube.models.core_v1 import EventSource, ObjectReference
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Event
+
+from roadie.core import client, models
+
+NORMAL, WARNING = "Normal", "Warning"
+log = logging.getLogger(__name__)
+
+
+def build(body: Any, type_: str, reason: str, message: str) -> Event:
+    meta = body["metadata"]
+    namespace = meta.get("namespace") or "default"
+    stamp = models.timestamp(models.now())
+    return Event(
+        metadata=ObjectMeta(name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=namespace),
+        involvedObject=ObjectReference(
+            apiVersion=body["apiVersion"], kind=body["kind"], name=meta["name"],
+            namespace=meta.get("namespace"), uid=meta.get("uid"),
+            resourceVersion=meta.get("resourceVersion"),
+        ),
+        type=type_, reason=reason, message=message[:1024],
+        source=EventSource(component="roadie"), reportingComponent="roadie",
+        reportingInstance="roadie", firstTimestamp=stamp, lastTimestamp=stamp, count=1,
+    )  # fmt: skip
+
+
+async def emit(body: Any, type_: str, reason: str, message: str) -> None:
+    try:
+        await client.get().create(build(body, type_, reason, message))
+    except Exception:  # an event is a courtesy; never let it break a reconcile
+        log.warning("could not post event %s for %s", reason, body["metadata"].get("name"), exc_info=True)

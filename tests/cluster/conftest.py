@@ -1,0 +1,141 @@
+"""Fixtures for tests against the local control plane: the cluster (one per test session), a
+namespace per test, a synchronous client, and the operator running as a real process.
+
+The cluster is the one `ROADIE_TEST_KUBECONFIG` names, or a cluster named `test` on its own ports
+(so a developer's demo cluster is left alone), brought up here and taken down at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import lightkube
+import pytest
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace, ServiceAccount
+
+from roadie.devcluster import cluster
+
+TEST_CLUSTER = cluster.ClusterConfig(name="test", port_base=16600)
+OPERATOR_METRICS_PORT = 18480
+OPERATOR_HEALTH_PORT = 18481
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> Iterator[pathlib.Path]:
+    given = os.environ.get("ROADIE_TEST_KUBECONFIG")
+    if given:
+        yield pathlib.Path(given)
+        return
+    started_here = not cluster.is_up(TEST_CLUSTER)
+    path = cluster.up(TEST_CLUSTER)
+    yield path
+    if started_here and not os.environ.get("ROADIE_TEST_KEEP_CLUSTER"):
+        cluster.down(TEST_CLUSTER)
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig: pathlib.Path) -> lightkube.Client:
+    return lightkube.Client(config=lightkube.KubeConfig.from_file(kubeconfig), field_manager="roadie-tests")
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except ApiError as error:
+            last = error
+        else:
+            if last:
+                return last
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+@pytest.fixture
+def namespace(kube: lightkube.Client, request: pytest.FixtureRequest) -> Iterator[str]:
+    base = request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = f"t-{base}-{uuid.uuid4().hex[:6]}"
+    kube.create(Namespace(metadata=ObjectMeta(name=name, labels={"roadie.dev/test": "true"})))
+    wait_for("the default service account", lambda: kube.get(ServiceAccount, "default", namespace=name))
+    yield name
+    with contextlib.suppress(ApiError):
+        kube.delete(Namespace, name)
+
+
+class OperatorProcess:
+    """`roadie run` as a child process against the test cluster; can be killed and restarted."""
+
+    def __init__(self, kubeconfig: pathlib.Path, log: pathlib.Path, extra: list[str]) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "roadie", "run", "--metrics-port", str(OPERATOR_METRICS_PORT),
+                 "--health-port", str(OPERATOR_HEALTH_PORT), *self.extra],
+                stdout=out, stderr=subprocess.STDOUT, env=env,
+            )  # fmt: skip
+        wait_for("the operator's /readyz", self.ready, timeout=60)
+
+    def ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            pytest.fail(f"the operator exited with {self.proc.returncode}; see {self.log}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/readyz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, as when a node dies under the operator."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{OPERATOR_METRICS_PORT}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+
+@pytest.fixture(scope="session")
+def operator(kubeconfig: pathlib.Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The operator with every controller, CRDs installed, short timings for tests."""
+    subprocess.run([sys.executable, "-m", "roadie", "install", "--kubeconfig", str(kubeconfig)], check=True)
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(kubeconfig, log, ["--resync-seconds", "5"])
+    process.start()
+    yield process
+    process.stop()
+    print(f"operator log: {log}")
