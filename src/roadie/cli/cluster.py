@@ -16,7 +16,11 @@ PortOption = Annotated[int, typer.Option("--port-base", help="Ports are this plu
 
 
 def _config(name: str, port_base: int | None) -> cluster.ClusterConfig:
+    """The cluster's ports: as given, else as it was last brought up with, else derived from its name."""
     if port_base is None:
+        previous = cluster.recorded(name)
+        if previous is not None:
+            return cluster.ClusterConfig(name=name, port_base=previous.port_base)
         port_base = 16400 if name == "roadie" else 16400 + 100 * (1 + sum(map(ord, name)) % 40)
     return cluster.ClusterConfig(name=name, port_base=port_base)
 

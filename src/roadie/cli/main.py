@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from roadie.cli import cluster
+from roadie.cli import cluster, demo, operator
 
-app = typer.Typer(
-    help="Roadie: sets the stage up, keeps it running, strikes it on time.", no_args_is_help=True
-)
+app = typer.Typer(help="Roadie: sets the stage up, keeps it running, strikes it on time.", no_args_is_help=True)
+app.command()(operator.run)
+app.command()(operator.crds)
+app.command()(operator.install)
+app.command()(demo.demo)
 app.add_typer(cluster.app, name="cluster")

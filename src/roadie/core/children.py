@@ -60,9 +60,42 @@ def metadata(
     return meta
 
 
-async def apply(manifest: Manifest) -> Any:
-    """Server-side apply, forcing ownership of the fields Roadie sets (it is their one writer)."""
+class ForeignObjectError(Exception):
+    """A child's name is taken by an object this parent does not own; nothing was changed."""
+
+
+def holder_of(existing: Any) -> str:
+    """Who holds an object, in words: its controller owner, Roadie's parent pointer, or nobody."""
+    meta = existing.metadata
+    for ref in meta.ownerReferences or []:
+        if ref.controller:
+            return f"{ref.kind} {ref.name!r}"
+    pointer = labels.parse_parent_ref((meta.annotations or {}).get(labels.PARENT))
+    if pointer:
+        return f"{pointer[0]} {pointer[2]!r}"
+    return "no Roadie object (it was made by someone else)"
+
+
+def owned_by(existing: Any, parent: Any) -> bool:
+    uid = parent["metadata"]["uid"]
+    return any(ref.uid == uid for ref in existing.metadata.ownerReferences or [])
+
+
+async def apply(manifest: Manifest, parent: Any | None = None) -> Any:
+    """Server-side apply, forcing ownership of the fields Roadie sets (it is their one writer).
+
+    With `parent`, an object of that name that exists and is not owned by `parent` is left
+    untouched and ForeignObjectError says who holds it: Roadie never takes over what another
+    user, or another workshop, made.
+    """
     obj = codecs.from_dict(manifest)
+    if parent is not None:
+        existing = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
+        if existing is not None and not owned_by(existing, parent):
+            raise ForeignObjectError(
+                f"{manifest['kind']} {manifest['metadata']['name']!r} already exists and belongs to "
+                f"{holder_of(existing)}; delete or rename one of them"
+            )
     return await client.get().apply(obj, force=True)
 
 
@@ -95,3 +128,26 @@ async def get_or_none(resource: Any, name: str, namespace: str | None = None) ->
         if error.status.code == 404:
             return None
         raise
+
+
+async def prune(
+    resources: list[Any],
+    namespace: str,
+    instance_labels: dict[str, str],
+    keep: set[tuple[str, str]],
+    parent: Any,
+) -> list[str]:
+    """Delete children of `parent` (by label, and only those it owns) that are no longer wanted.
+
+    `keep` holds (kind, name) pairs; this is how shrinking a spec removes what it no longer asks
+    for, without touching anything another object owns.
+    """
+    deleted: list[str] = []
+    for resource in resources:
+        async for obj in client.get().list(resource, namespace=namespace, labels=instance_labels):
+            kind = resource.__name__
+            if (kind, obj.metadata.name) in keep or not owned_by(obj, parent):
+                continue
+            if await delete(resource, obj.metadata.name, namespace):
+                deleted.append(f"{kind}/{obj.metadata.name}")
+    return deleted

@@ -54,14 +54,21 @@ class Controller:
         return (self.api.kind, namespace or "", name)
 
     async def run(self, body: Body) -> None:
-        """Reconcile one object now, serialised per object, with retry on failure."""
+        """Reconcile one object now, serialised per object, with retry on failure.
+
+        The object is read afresh under the lock: watch events queue up, and a reconcile that
+        acted on a stale copy would announce again what the previous one already announced.
+        """
         meta = body["metadata"]
         namespace, name = meta.get("namespace") or "", meta["name"]
         lock = self._locks.setdefault((namespace, name), asyncio.Lock())
         async with lock:
             started = time.monotonic()
             try:
-                again = await self.reconcile(body)
+                fresh = await self.fetch(namespace, name)
+                if fresh is None:
+                    return
+                again = await self.reconcile(fresh)
             except Exception as error:
                 failures = self._failures.get((namespace, name), 0) + 1
                 self._failures[(namespace, name)] = failures
@@ -86,8 +93,9 @@ class Controller:
     def requeue(self, namespace: str | None, name: str, delay: float) -> None:
         """Reconcile the latest version of the object after `delay` seconds."""
         sched = schedule.get()
-        sched.at((*self.key(namespace, name), "requeue"), time.time() + delay,
-                 lambda: self.fetch_and_run(namespace, name))  # fmt: skip
+        sched.at(
+            (*self.key(namespace, name), "requeue"), time.time() + delay, lambda: self.fetch_and_run(namespace, name)
+        )
         metrics.DEADLINES.set(len(sched))
 
     def at(
@@ -108,9 +116,7 @@ class Controller:
         return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
     async def fetch_and_run(self, namespace: str | None, name: str) -> None:
-        body = await self.fetch(namespace, name)
-        if body is not None:
-            await self.run(body)
+        await self.run({"metadata": {"namespace": namespace, "name": name}})
 
     async def forget(self, body: Body) -> None:
         meta = body["metadata"]
@@ -135,7 +141,7 @@ def register(controller: Controller, registry: kopf.OperatorRegistry | None = No
     api = controller.api
     kind = api.kind.lower()
 
-    @kopf.on.event(api.group, api.version, api.plural, id=f"{kind}-watch", registry=registry)
+    @kopf.on.event(group=api.group, version=api.version, plural=api.plural, id=f"{kind}-watch", registry=registry)
     async def on_event(event: dict[str, Any], **_: Any) -> None:
         body = _plain(event["object"])
         if event.get("type") == "DELETED":
@@ -143,20 +149,30 @@ def register(controller: Controller, registry: kopf.OperatorRegistry | None = No
         else:
             await controller.run(body)
 
-    @kopf.timer(api.group, api.version, api.plural, id=f"{kind}-resync", registry=registry,
-                interval=controller.resync_seconds, initial_delay=controller.resync_seconds)  # fmt: skip
+    @kopf.timer(
+        group=api.group,
+        version=api.version,
+        plural=api.plural,
+        id=f"{kind}-resync",
+        registry=registry,
+        interval=controller.resync_seconds,
+        initial_delay=controller.resync_seconds,
+    )
     async def on_resync(name: str, namespace: str | None, **_: Any) -> None:
         await controller.fetch_and_run(namespace, name)
 
     for child in controller.children:
 
-        @kopf.on.event(child.group, child.version, child.plural, registry=registry,
-                       id=f"{kind}-child-{child.plural}",
-                       labels={labels.NAME: kind, labels.MANAGED_BY: labels.MANAGER})  # fmt: skip
+        @kopf.on.event(
+            group=child.group,
+            version=child.version,
+            plural=child.plural,
+            registry=registry,
+            id=f"{kind}-child-{child.plural}",
+            labels={labels.NAME: kind, labels.MANAGED_BY: labels.MANAGER},
+        )
         async def on_child(body: Any, **_: Any) -> None:
-            ref = labels.parse_parent_ref(
-                (body.get("metadata", {}).get("annotations") or {}).get(labels.PARENT)
-            )
+            ref = labels.parse_parent_ref((body.get("metadata", {}).get("annotations") or {}).get(labels.PARENT))
             if ref is None or ref[0] != api.kind:
                 return
             _, namespace, name = ref

@@ -65,11 +65,7 @@ def _structural(node: Any) -> Any:
                 and "default" not in prop
             ):
                 prop["default"] = {}
-    if (
-        node.get("type") == "object"
-        and "additionalProperties" in node
-        and node["additionalProperties"] is False
-    ):
+    if node.get("type") == "object" and "additionalProperties" in node and node["additionalProperties"] is False:
         node.pop("additionalProperties")
     return node
 

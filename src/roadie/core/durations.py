@@ -29,8 +29,7 @@ def parse(text: str) -> datetime.timedelta:
     value = text.strip() if isinstance(text, str) else text
     if not isinstance(value, str) or not _WHOLE.match(value):
         raise DurationError(
-            f"invalid duration {text!r}: write a number followed by a unit (w, d, h, m, s), "
-            f"such as {EXAMPLES}"
+            f"invalid duration {text!r}: write a number followed by a unit (w, d, h, m, s), such as {EXAMPLES}"
         )
     seconds = sum(int(number) * UNITS[unit] for number, unit in _PAIR.findall(value))
     if seconds <= 0:

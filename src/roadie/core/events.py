@@ -28,14 +28,23 @@ def build(body: Any, type_: str, reason: str, message: str) -> Event:
     return Event(
         metadata=ObjectMeta(name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=namespace),
         involvedObject=ObjectReference(
-            apiVersion=body["apiVersion"], kind=body["kind"], name=meta["name"],
-            namespace=meta.get("namespace"), uid=meta.get("uid"),
+            apiVersion=body["apiVersion"],
+            kind=body["kind"],
+            name=meta["name"],
+            namespace=meta.get("namespace"),
+            uid=meta.get("uid"),
             resourceVersion=meta.get("resourceVersion"),
         ),
-        type=type_, reason=reason, message=message[:1024],
-        source=EventSource(component="roadie"), reportingComponent="roadie",
-        reportingInstance="roadie", firstTimestamp=stamp, lastTimestamp=stamp, count=1,
-    )  # fmt: skip
+        type=type_,
+        reason=reason,
+        message=message[:1024],
+        source=EventSource(component="roadie"),
+        reportingComponent="roadie",
+        reportingInstance="roadie",
+        firstTimestamp=stamp,
+        lastTimestamp=stamp,
+        count=1,
+    )
 
 
 async def emit(body: Any, type_: str, reason: str, message: str) -> None:

@@ -20,9 +20,7 @@ QUANTITY_PATTERN = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
 Quantity = Annotated[
     str,
     pydantic.BeforeValidator(lambda v: str(v) if isinstance(v, int | float) else v),
-    pydantic.WithJsonSchema(
-        {"type": "string", "x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}
-    ),
+    pydantic.WithJsonSchema({"x-kubernetes-int-or-string": True, "pattern": QUANTITY_PATTERN}),
     pydantic.Field(pattern=QUANTITY_PATTERN),
 ]
 """A resource quantity (`500m`, `2Gi`, `2`); YAML integers are accepted, as Kubernetes does."""

@@ -34,8 +34,10 @@ async def _readyz(_: web.Request) -> web.Response:
 
 async def serve(host: str, metrics_port: int, health_port: int) -> list[web.AppRunner]:
     runners = []
-    routes = {metrics_port: [web.get("/metrics", _metrics)],
-              health_port: [web.get("/healthz", _healthz), web.get("/readyz", _readyz)]}  # fmt: skip
+    routes = {
+        metrics_port: [web.get("/metrics", _metrics)],
+        health_port: [web.get("/healthz", _healthz), web.get("/readyz", _readyz)],
+    }
     if metrics_port == health_port:
         routes = {metrics_port: routes[metrics_port] + routes[health_port]}
     for port, handlers in routes.items():

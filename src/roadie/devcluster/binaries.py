@@ -116,9 +116,7 @@ def dataclasses_asdict(pins: versions.Versions) -> dict[str, str]:
     return {"kubernetes": pins.kubernetes, "etcd": pins.etcd, "kwok": pins.kwok}
 
 
-def _go(
-    args: list[str], cwd: pathlib.Path, report: Reporter, extra_env: Mapping[str, str] | None = None
-) -> str:
+def _go(args: list[str], cwd: pathlib.Path, report: Reporter, extra_env: Mapping[str, str] | None = None) -> str:
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false", **(extra_env or {})}
     report("  $ go " + " ".join(args))
     proc = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
@@ -163,19 +161,14 @@ def version_ldflags(pins: versions.Versions) -> str:
     return " ".join(flags)
 
 
-def _build_kubernetes(
-    scratch: pathlib.Path, out: pathlib.Path, pins: versions.Versions, report: Reporter
-) -> None:
+def _build_kubernetes(scratch: pathlib.Path, out: pathlib.Path, pins: versions.Versions, report: Reporter) -> None:
     work = scratch / "kubernetes"
     work.mkdir()
-    info = json.loads(
-        _go(["mod", "download", "-json", f"k8s.io/kubernetes@v{pins.kubernetes}"], work, report)
-    )
+    info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@v{pins.kubernetes}"], work, report))
     staging = staging_modules(pathlib.Path(info["GoMod"]).read_text())
     (work / "go.mod").write_text(kubernetes_wrapper_go_mod(pins, staging))
     commands = [
-        f"k8s.io/kubernetes/cmd/{name}"
-        for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+        f"k8s.io/kubernetes/cmd/{name}" for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
     ]
     _go(["build", "-trimpath", "-ldflags", version_ldflags(pins), "-o", f"{out}/", *commands], work, report)
 

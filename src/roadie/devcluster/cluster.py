@@ -97,6 +97,27 @@ class ClusterConfig:
         }
 
 
+def recorded(name: str, root: pathlib.Path | None = None) -> ClusterConfig | None:
+    """The configuration a cluster was last brought up with, read back from its `cluster.json`.
+
+    `status`, `down` and `kubeconfig` are given only a name; without this they would guess the
+    ports and miss a cluster started on other ones (the test suite's runs on its own port base).
+    """
+    config = ClusterConfig(name=name, root=root)
+    try:
+        record = json.loads((config.state / "cluster.json").read_text())
+    except (OSError, ValueError):
+        return None
+    port_base = record.get("port_base")
+    if not isinstance(port_base, int):  # written before the port base was recorded
+        apiserver = record.get("ports", {}).get("kube-apiserver")
+        if not isinstance(apiserver, int):
+            return None
+        port_base = apiserver - (config.apiserver_port - config.port_base)
+    node_count = record.get("node_count")
+    return dataclasses.replace(config, port_base=port_base, node_count=node_count if isinstance(node_count, int) else 3)
+
+
 def _component_kubeconfig(config: ClusterConfig, stem: str) -> pathlib.Path:
     return config.state / "kubeconfigs" / f"{stem}.kubeconfig"
 
@@ -107,18 +128,26 @@ def _argv(config: ClusterConfig, bins: pathlib.Path, certs: pki.Pki, name: str) 
         peer = f"http://127.0.0.1:{config.etcd_peer_port}"
         client = f"http://127.0.0.1:{config.etcd_port}"
         return [
-            str(bins / "etcd"), "--name=roadie", f"--data-dir={state / 'etcd'}",
-            f"--listen-client-urls={client}", f"--advertise-client-urls={client}",
-            f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=roadie={peer}", "--unsafe-no-fsync=true", "--log-level=warn",
-        ]  # fmt: skip
+            str(bins / "etcd"),
+            "--name=roadie",
+            f"--data-dir={state / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=roadie={peer}",
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ]
     if name == "kube-apiserver":
         return [
             str(bins / "kube-apiserver"),
             f"--etcd-servers=http://127.0.0.1:{config.etcd_port}",
-            "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
             f"--secure-port={config.apiserver_port}",
-            f"--tls-cert-file={certs.serving_cert}", f"--tls-private-key-file={certs.serving_key}",
+            f"--tls-cert-file={certs.serving_cert}",
+            f"--tls-private-key-file={certs.serving_key}",
             f"--client-ca-file={certs.ca_cert}",
             f"--service-account-key-file={certs.sa_pub}",
             f"--service-account-signing-key-file={certs.sa_key}",
@@ -126,29 +155,41 @@ def _argv(config: ClusterConfig, bins: pathlib.Path, certs: pki.Pki, name: str) 
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction",
-            "--allow-privileged=true", "--profiling=false", "--v=1",
-        ]  # fmt: skip
+            "--allow-privileged=true",
+            "--profiling=false",
+            "--v=1",
+        ]
     if name == "kube-controller-manager":
         kubeconfig = _component_kubeconfig(config, "controller-manager")
         return [
             str(bins / "kube-controller-manager"),
-            f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={config.controller_manager_port}",
-            f"--service-account-private-key-file={certs.sa_key}", f"--root-ca-file={certs.ca_cert}",
-            "--use-service-account-credentials=true", "--controllers=*,bootstrapsigner,tokencleaner",
-            f"--cluster-signing-cert-file={certs.ca_cert}", f"--cluster-signing-key-file={certs.ca_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--leader-elect=false", "--v=1",
-        ]  # fmt: skip
+            "--bind-address=127.0.0.1",
+            f"--secure-port={config.controller_manager_port}",
+            f"--service-account-private-key-file={certs.sa_key}",
+            f"--root-ca-file={certs.ca_cert}",
+            "--use-service-account-credentials=true",
+            "--controllers=*,bootstrapsigner,tokencleaner",
+            f"--cluster-signing-cert-file={certs.ca_cert}",
+            f"--cluster-signing-key-file={certs.ca_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--leader-elect=false",
+            "--v=1",
+        ]
     if name == "kube-scheduler":
         kubeconfig = _component_kubeconfig(config, "scheduler")
         return [
             str(bins / "kube-scheduler"),
-            f"--kubeconfig={kubeconfig}", f"--authentication-kubeconfig={kubeconfig}",
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
-            "--bind-address=127.0.0.1", f"--secure-port={config.scheduler_port}",
-            "--leader-elect=false", "--v=1",
-        ]  # fmt: skip
+            "--bind-address=127.0.0.1",
+            f"--secure-port={config.scheduler_port}",
+            "--leader-elect=false",
+            "--v=1",
+        ]
     if name == "kwok":
         return [
             str(bins / "kwok"),
@@ -157,13 +198,18 @@ def _argv(config: ClusterConfig, bins: pathlib.Path, certs: pki.Pki, name: str) 
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={nodes.MANAGED_ANNOTATION}={nodes.MANAGED_VALUE}",
             f"--server-address=127.0.0.1:{config.kwok_port}",
-            "--cidr=10.244.0.1/16", "--node-ip=10.0.0.1",
-        ]  # fmt: skip
+            "--cidr=10.244.0.1/16",
+            "--node-ip=10.0.0.1",
+            "--node-lease-duration-seconds=40",
+        ]
     if name == "provisioner":
         return [
-            sys.executable, "-m", "roadie.devcluster.provisioner",
-            f"--kubeconfig={config.kubeconfig}", f"--root={state / 'volumes'}",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "roadie.devcluster.provisioner",
+            f"--kubeconfig={config.kubeconfig}",
+            f"--root={state / 'volumes'}",
+        ]
     raise ValueError(f"unknown component {name}")
 
 
@@ -230,9 +276,18 @@ def up(config: ClusterConfig, report: Reporter = print) -> pathlib.Path:
     for stem in ("controller-manager", "scheduler", "kwok"):
         kubeconfigs.write(_component_kubeconfig(config, stem), config.server, certs, stem, config.name)
     (state / "cluster.json").write_text(
-        json.dumps({"name": config.name, "ports": config.ports(), "binaries": str(bins),
-                    "versions": dataclasses.asdict(versions_mod.PINNED)}, indent=2)
-    )  # fmt: skip
+        json.dumps(
+            {
+                "name": config.name,
+                "port_base": config.port_base,
+                "node_count": config.node_count,
+                "ports": config.ports(),
+                "binaries": str(bins),
+                "versions": dataclasses.asdict(versions_mod.PINNED),
+            },
+            indent=2,
+        )
+    )
 
     if processes.find(state, "etcd") is None:
         for name in reversed(COMPONENTS):  # a fresh etcd means nothing above it may keep stale state
@@ -244,8 +299,10 @@ def up(config: ClusterConfig, report: Reporter = print) -> pathlib.Path:
     _wait(
         "etcd",
         lambda: _get(f"http://127.0.0.1:{config.etcd_port}/health")[0] == 200,
-        30, config, "etcd",
-    )  # fmt: skip
+        30,
+        config,
+        "etcd",
+    )
     processes.start(state, "kube-apiserver", _argv(config, bins, certs, "kube-apiserver"))
     _wait("kube-apiserver", lambda: api_ready(config), 60, config, "kube-apiserver")
     for name in COMPONENTS[2:]:
@@ -254,8 +311,10 @@ def up(config: ClusterConfig, report: Reporter = print) -> pathlib.Path:
     _wait(
         f"{config.node_count} Ready nodes",
         lambda: nodes.ready_count(config.kubeconfig) >= config.node_count,
-        60, config, "kwok",
-    )  # fmt: skip
+        60,
+        config,
+        "kwok",
+    )
     report(
         f"cluster {config.name!r} is up in {time.monotonic() - started:.1f}s at {config.server}\n"
         f"  export KUBECONFIG={config.kubeconfig}"

@@ -17,9 +17,7 @@ def render(server: str, pki: pki_mod.Pki, stem: str, context: str) -> str:
     config = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [
-            {"name": context, "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)}}
-        ],
+        "clusters": [{"name": context, "cluster": {"server": server, "certificate-authority": str(pki.ca_cert)}}],
         "users": [
             {
                 "name": f"{context}-{stem}",

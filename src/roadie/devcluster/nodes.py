@@ -73,9 +73,7 @@ def ready_count(kubeconfig: pathlib.Path) -> int:
     try:
         found = client(kubeconfig).list(Node)
         return sum(
-            1
-            for node in found
-            if any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
+            1 for node in found if any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
         )
     except Exception:  # the API may still be settling; the caller polls
         return 0

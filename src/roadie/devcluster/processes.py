@@ -107,6 +107,7 @@ def stop(state: pathlib.Path, name: str, *, grace: float = 10.0) -> bool:
         while _alive(found.pid, found.executable):
             _reap(found.pid)
             time.sleep(0.05)
+    _reap(found.pid)  # it may have turned zombie between two checks: collect it, leave no entry
     return True
 
 

@@ -47,11 +47,14 @@ def volume_for(claim: PersistentVolumeClaim, root: pathlib.Path) -> PersistentVo
             volumeMode=claim.spec.volumeMode or "Filesystem",
             hostPath=HostPathVolumeSource(path=str(path), type="DirectoryOrCreate"),
             claimRef=ObjectReference(
-                apiVersion="v1", kind="PersistentVolumeClaim",
-                namespace=meta.namespace, name=meta.name, uid=meta.uid,
+                apiVersion="v1",
+                kind="PersistentVolumeClaim",
+                namespace=meta.namespace,
+                name=meta.name,
+                uid=meta.uid,
             ),
         ),
-    )  # fmt: skip
+    )
 
 
 def our_classes(api: lightkube.Client) -> set[str]:
@@ -70,8 +73,7 @@ def sync_once(api: lightkube.Client, root: pathlib.Path) -> None:
         pathlib.Path(volume.spec.hostPath.path).mkdir(parents=True, exist_ok=True)
         try:
             api.create(volume)
-            log.info("provisioned %s for %s/%s", volume.metadata.name, claim.metadata.namespace,
-                     claim.metadata.name)  # fmt: skip
+            log.info("provisioned %s for %s/%s", volume.metadata.name, claim.metadata.namespace, claim.metadata.name)
         except ApiError as error:
             if error.status.code != 409:
                 raise

@@ -1,0 +1,112 @@
+"""Operator settings, grouped by topic under one root, read once at startup (never at import).
+
+Every field can be set from the environment as `ROADIE_<GROUP>_<FIELD>` (for example
+`ROADIE_WORKSHOP_PROVISIONING_DEADLINE=5m`, `ROADIE_PREVIEW_BASE_DOMAIN=preview.example.com`), so
+the same image serves every cluster; `roadie run` flags override the operator group.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+ALL_CONTROLLERS = ("workshop",)
+
+
+@dataclasses.dataclass
+class OperatorSettings:
+    controllers: tuple[str, ...] = ALL_CONTROLLERS
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    log_format: str = "text"
+    log_level: str = "INFO"
+    host: str = "0.0.0.0"
+    metrics_port: int = 8080
+    health_port: int = 8081
+    resync_seconds: float = 60.0
+    kubeconfig: str = ""
+
+
+@dataclasses.dataclass
+class WorkshopSettings:
+    #: A workshop not Ready this long after creation goes Failed.
+    provisioning_deadline: str = "10m"
+    #: A warning event this long before expiry.
+    expiry_warning: str = "15m"
+    #: RStudio's port inside the pod.
+    container_port: int = 8787
+    #: The user RStudio sessions log in as (rocker images' default).
+    username: str = "rstudio"
+    #: Scheme of ingress URLs written to status.
+    url_scheme: str = "http"
+
+
+@dataclasses.dataclass
+class PreviewSettings:
+    base_domain: str = "preview.orimatest.com"
+    ingress_class: str = "nginx"
+    cluster_issuer: str = "letsencrypt-prod"
+    container_port: int = 8000
+    liveness_path: str = "/"
+    readiness_path: str = "/"
+    cpu_request: str = "100m"
+    memory_request: str = "128Mi"
+    cpu_limit: str = "250m"
+    memory_limit: str = "256Mi"
+    #: The ingress controller's namespace: the only other namespace allowed to reach a preview.
+    ingress_namespace: str = "ingress-nginx"
+    quota_cpu: str = "2"
+    quota_memory: str = "2Gi"
+    quota_pods: str = "10"
+    namespace_prefix: str = "preview-pr-"
+
+
+@dataclasses.dataclass
+class Settings:
+    operator: OperatorSettings = dataclasses.field(default_factory=OperatorSettings)
+    workshop: WorkshopSettings = dataclasses.field(default_factory=WorkshopSettings)
+    preview: PreviewSettings = dataclasses.field(default_factory=PreviewSettings)
+
+
+def _convert(raw: str, kind: Any) -> Any:
+    if kind in (int, "int"):
+        return int(raw)
+    if kind in (float, "float"):
+        return float(raw)
+    if kind in (bool, "bool"):
+        return raw.lower() in ("1", "true", "yes", "on")
+    if str(kind).startswith("tuple"):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    return raw
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    settings = Settings()
+    for group in dataclasses.fields(settings):
+        section = getattr(settings, group.name)
+        hints = typing.get_type_hints(type(section))
+        for field in dataclasses.fields(section):
+            key = f"ROADIE_{group.name}_{field.name}".upper()
+            if key in env:
+                setattr(section, field.name, _convert(env[key], hints[field.name]))
+    return settings
+
+
+_current: Settings | None = None
+
+
+def current() -> Settings:
+    """The settings the operator started with (defaults plus environment, if never set)."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def use(settings: Settings) -> Settings:
+    global _current
+    _current = settings
+    return settings

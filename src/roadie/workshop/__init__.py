@@ -1,0 +1,1 @@
+"""Workshop (`orchestra.io/v1`): RStudio sessions with storage, a URL, credentials and an expiry."""

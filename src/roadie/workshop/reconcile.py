@@ -1,0 +1,220 @@
+"""Workshop reconcile: ordered steps over one object, then one status write.
+
+Level-based: every step reads the world as it is and makes it as the spec says, so the same
+function serves creation, updates, restarts, child deletions and deadlines. Expiry deletes the
+Workshop at `status.expiresAt` exactly (the core scheduler fires then); its children go with it
+through their owner references.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import secrets
+from typing import Any
+
+import pydantic
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import PersistentVolumeClaim, Secret, Service
+from lightkube.resources.networking_v1 import Ingress
+from lightkube.types import CascadeType
+
+from roadie import settings as settings_mod
+from roadie.core import children as core_children
+from roadie.core import client, diagnose, durations, events, labels, models
+from roadie.core import status as status_writer
+from roadie.core.controller import Controller
+from roadie.workshop import children, status
+from roadie.workshop import models as ws_models
+
+log = logging.getLogger(__name__)
+CHILD_RESOURCES = [Deployment, Service, PersistentVolumeClaim, Secret, Ingress]
+CREATING_REQUEUE = 2.0
+
+
+def _spec(body: dict[str, Any]) -> ws_models.WorkshopSpec:
+    return ws_models.WorkshopSpec.model_validate(body.get("spec") or {})
+
+
+async def reconcile(body: dict[str, Any]) -> float | None:
+    cfg = settings_mod.current().workshop
+    meta = body["metadata"]
+    old = body.get("status") or {}
+    now = datetime.datetime.now(datetime.UTC)
+    seen = status.Observed(generation=meta.get("generation"))
+    seen.created_at = models.parse_timestamp(meta.get("creationTimestamp"))
+
+    if meta.get("deletionTimestamp"):
+        seen.terminating = True
+        return await _finish(body, old, seen, now)
+
+    try:
+        spec = _spec(body)
+        duration = durations.parse(spec.duration)
+    except (pydantic.ValidationError, durations.DurationError) as error:
+        seen.failure = ("InvalidSpec", f"fix the spec: {error}")
+        return await _finish(body, old, seen, now)
+
+    assert seen.created_at is not None
+    seen.expires_at = seen.created_at + duration
+    if now >= seen.expires_at:
+        await _expire(body, old, seen, now)
+        return None
+    _schedule(body, seen.expires_at, seen.created_at, cfg)
+    warning = durations.parse(cfg.expiry_warning)
+    seen.in_warning_window = now >= seen.expires_at - warning
+    seen.deadline_passed = now >= seen.created_at + durations.parse(cfg.provisioning_deadline)
+
+    if not old.get("phase"):
+        # make admission visible: Pending, with the expiry it was given, before any child exists
+        await status_writer.write(ws_models.API, body, status.compute(old, seen, now))
+        old = {**old, **status.compute(old, seen, now)}
+
+    try:
+        await _apply(body, spec, seen, cfg)
+    except core_children.ForeignObjectError as error:
+        seen.failure = ("NameConflict", str(error))
+    except ApiError as error:
+        if error.status.code in (400, 403, 422):
+            seen.failure = ("ChildRejected", f"the API server refused a child: {error.status.message}")
+        else:
+            raise
+    return await _finish(body, old, seen, now)
+
+
+def _schedule(body: dict[str, Any], expires_at: datetime.datetime, created_at: datetime.datetime, cfg: Any) -> None:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    refresh = lambda: controller.fetch_and_run(namespace, name)  # noqa: E731
+    controller.at(namespace, name, "expiry", expires_at, refresh)
+    warn_at = expires_at - durations.parse(cfg.expiry_warning)
+    if warn_at > datetime.datetime.now(datetime.UTC):
+        controller.at(namespace, name, "expiry-warning", warn_at, refresh)
+    deadline = created_at + durations.parse(cfg.provisioning_deadline)
+    if deadline > datetime.datetime.now(datetime.UTC):
+        controller.at(namespace, name, "provisioning-deadline", deadline, refresh)
+
+
+async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: status.Observed, cfg: Any) -> None:
+    namespace = body["metadata"]["namespace"]
+    all_sessions = children.sessions(spec)
+    keep: set[tuple[str, str]] = set()
+    for session in all_sessions:
+        secret = children.credentials(body, spec, session, cfg.username, secrets.token_urlsafe(18))
+        existing = await core_children.get_or_none(Secret, session.secret, namespace)
+        if existing is None:
+            await core_children.create_if_absent(secret)
+        elif not core_children.owned_by(existing, body):
+            raise core_children.ForeignObjectError(
+                f"Secret {session.secret!r} already exists and belongs to {core_children.holder_of(existing)}; "
+                "delete or rename one of them"
+            )
+        claim = await core_children.apply(children.claim(body, spec, session), body)
+        deployment = await core_children.apply(children.deployment(body, spec, session, cfg.container_port), body)
+        await core_children.apply(children.service(body, spec, session, cfg.container_port), body)
+        keep |= {
+            ("Secret", session.secret),
+            ("PersistentVolumeClaim", session.pvc),
+            ("Deployment", session.deployment),
+            ("Service", session.service),
+        }
+        ready = _available(deployment)
+        if not ready:
+            problem = await diagnose.claim_problem(claim)
+            if problem:
+                seen.problems.append(problem)
+            seen.problems += await diagnose.pod_problems(
+                namespace, {"workshop": spec.name, children.SESSION_LABEL: str(session.index)}
+            )
+        seen.sessions.append(
+            {
+                "index": session.index,
+                "name": session.base,
+                "url": children.session_url(spec, session, namespace, cfg.url_scheme),
+                "credentialsSecret": session.secret,
+                "ready": ready,
+            }
+        )
+    ingress = children.ingress(body, spec, all_sessions)
+    if ingress is not None:
+        await core_children.apply(ingress, body)
+        keep.add(("Ingress", children.ingress_name(spec)))
+    removed = await core_children.prune(
+        CHILD_RESOURCES,
+        namespace,
+        {labels.INSTANCE: body["metadata"]["name"], labels.NAME: "workshop"},
+        keep,
+        body,
+    )
+    if removed:
+        await events.emit(body, events.NORMAL, "Pruned", f"removed {', '.join(removed)}")
+    seen.applied = True
+    seen.url = seen.sessions[0]["url"] if seen.sessions else None
+    seen.credentials_secret = all_sessions[0].secret
+
+
+def _available(deployment: Any) -> bool:
+    st = deployment.status
+    if st is None:
+        return False
+    current = (st.observedGeneration or 0) >= (deployment.metadata.generation or 0)
+    return current and (st.availableReplicas or 0) >= 1 and (st.updatedReplicas or 0) >= 1
+
+
+async def _expire(body: dict[str, Any], old: dict[str, Any], seen: status.Observed, now: datetime.datetime) -> None:
+    seen.terminating = True
+    new = status.compute(old, seen, now)
+    if old.get("phase") != "Terminating":
+        await status_writer.write(ws_models.API, body, new)
+        await events.emit(
+            body,
+            events.NORMAL,
+            "Expired",
+            f"expired at {models.timestamp(seen.expires_at)}; deleting it and its children",
+        )
+    meta = body["metadata"]
+    await core_children.delete(
+        client.resource(ws_models.API), meta["name"], meta["namespace"], cascade=CascadeType.FOREGROUND
+    )
+
+
+async def _finish(
+    body: dict[str, Any], old: dict[str, Any], seen: status.Observed, now: datetime.datetime
+) -> float | None:
+    new = status.compute(old, seen, now)
+    await status_writer.write(ws_models.API, body, new)
+    await _announce(body, old, new, seen)
+    if new["phase"] in ("Creating", "Running", "Pending"):
+        return CREATING_REQUEUE
+    return None
+
+
+async def _announce(body: dict[str, Any], old: dict[str, Any], new: dict[str, Any], seen: status.Observed) -> None:
+    """Events for what a user wants in `kubectl describe`: phase changes, expiry moves, warnings."""
+    if old.get("phase") != new["phase"]:
+        kind = events.WARNING if new["phase"] == "Failed" else events.NORMAL
+        await events.emit(body, kind, new["phase"], new.get("message") or _phase_message(new))
+    if old.get("expiresAt") and new.get("expiresAt") and old["expiresAt"] != new["expiresAt"]:
+        await events.emit(
+            body, events.NORMAL, "ExpiryChanged", f"expiry moved from {old['expiresAt']} to {new['expiresAt']}"
+        )
+    was_warned = any(
+        c.get("type") == status.EXPIRING and c.get("status") == "True" for c in old.get("conditions") or []
+    )
+    if seen.in_warning_window and not was_warned and not seen.terminating:
+        await events.emit(
+            body,
+            events.WARNING,
+            "ExpiringSoon",
+            f"this workshop will be deleted at {new.get('expiresAt')}; extend spec.duration to keep it",
+        )
+
+
+def _phase_message(new: dict[str, Any]) -> str:
+    if new["phase"] == "Ready":
+        return f"all sessions available at {new.get('url')}"
+    return f"phase is now {new['phase']}"
+
+
+controller = Controller(api=ws_models.API, reconcile=reconcile)
