@@ -27,8 +27,13 @@ from lightkube.resources.core_v1 import Namespace, ServiceAccount
 from roadie.devcluster import cluster
 
 TEST_CLUSTER = cluster.ClusterConfig(name="test", port_base=16600)
-OPERATOR_METRICS_PORT = 18480
-OPERATOR_HEALTH_PORT = 18481
+OPERATOR_METRICS_PORT = int(os.environ.get("ROADIE_TEST_OPERATOR_PORT", "18480"))
+OPERATOR_HEALTH_PORT = OPERATOR_METRICS_PORT + 1
+#: Short deadlines so that tests of deadlines take seconds, not the production defaults' minutes.
+OPERATOR_ENV = {
+    "ROADIE_WORKSHOP_PROVISIONING_DEADLINE": "15s",
+    "ROADIE_WORKSHOP_EXPIRY_WARNING": "4s",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -91,7 +96,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **OPERATOR_ENV}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "roadie", "run", "--metrics-port", str(OPERATOR_METRICS_PORT),
