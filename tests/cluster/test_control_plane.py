@@ -90,9 +90,7 @@ def test_deployment_becomes_available(kube: lightkube.Client, namespace: str) ->
             spec=DeploymentSpec(
                 replicas=3,
                 selector=LabelSelector(matchLabels=labels),
-                template=PodTemplateSpec(
-                    metadata=ObjectMeta(labels=labels), spec=PodSpec(containers=[container()])
-                ),
+                template=PodTemplateSpec(metadata=ObjectMeta(labels=labels), spec=PodSpec(containers=[container()])),
             ),
         )
     )
@@ -131,22 +129,16 @@ def test_claim_of_the_default_class_binds_and_a_pod_mounts_it(kube: lightkube.Cl
             metadata=ObjectMeta(name="user", namespace=namespace),
             spec=PodSpec(
                 containers=[
-                    Container(
-                        name="app", image=IMAGE, volumeMounts=[VolumeMount(name="data", mountPath="/data")]
-                    )
+                    Container(name="app", image=IMAGE, volumeMounts=[VolumeMount(name="data", mountPath="/data")])
                 ],
                 volumes=[
-                    Volume(
-                        name="data", persistentVolumeClaim=PersistentVolumeClaimVolumeSource(claimName="data")
-                    )
+                    Volume(name="data", persistentVolumeClaim=PersistentVolumeClaimVolumeSource(claimName="data"))
                 ],
             ),
         )
     )
 
-    wait_for(
-        "the pod mounting the claim to run", lambda: phase(kube, "user", namespace) == "Running", timeout=60
-    )
+    wait_for("the pod mounting the claim to run", lambda: phase(kube, "user", namespace) == "Running", timeout=60)
 
 
 def test_job_completes(kube: lightkube.Client, namespace: str) -> None:
@@ -172,9 +164,7 @@ def test_job_completes(kube: lightkube.Client, namespace: str) -> None:
     assert not status.failed
 
 
-def test_pod_labelled_for_failure_fails_with_the_chosen_exit_code(
-    kube: lightkube.Client, namespace: str
-) -> None:
+def test_pod_labelled_for_failure_fails_with_the_chosen_exit_code(kube: lightkube.Client, namespace: str) -> None:
     kube.create(
         Pod(
             metadata=ObjectMeta(
@@ -199,9 +189,7 @@ def test_pod_labelled_for_failure_fails_with_the_chosen_exit_code(
 
 def test_deleting_a_namespace_deletes_its_contents_and_itself(kube: lightkube.Client, namespace: str) -> None:
     kube.create(ConfigMap(metadata=ObjectMeta(name="settings", namespace=namespace), data={"a": "1"}))
-    kube.create(
-        Pod(metadata=ObjectMeta(name="worker", namespace=namespace), spec=PodSpec(containers=[container()]))
-    )
+    kube.create(Pod(metadata=ObjectMeta(name="worker", namespace=namespace), spec=PodSpec(containers=[container()])))
     wait_for("the pod to run", lambda: phase(kube, "worker", namespace) == "Running", timeout=60)
 
     kube.delete(Namespace, namespace)
@@ -215,9 +203,7 @@ def test_dependent_is_garbage_collected_with_its_owner(kube: lightkube.Client, n
     owner = kube.create(ConfigMap(metadata=ObjectMeta(name="owner", namespace=namespace)))
     assert owner.metadata is not None and owner.metadata.uid
     reference = OwnerReference(apiVersion="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
-    kube.create(
-        ConfigMap(metadata=ObjectMeta(name="dependent", namespace=namespace, ownerReferences=[reference]))
-    )
+    kube.create(ConfigMap(metadata=ObjectMeta(name="dependent", namespace=namespace, ownerReferences=[reference])))
     kube.create(ConfigMap(metadata=ObjectMeta(name="bystander", namespace=namespace)))
 
     kube.delete(ConfigMap, "owner", namespace=namespace)
@@ -286,9 +272,7 @@ def test_crd_from_a_file_is_served_and_validated_by_its_schema(
         wait_for("the CRD to be established", established, timeout=30)
         widget = create_namespaced_resource(crd_group, "v1", "Widget", "widgets")
 
-        wait_for(
-            "widgets to be served", lambda: list(kube.list(widget, namespace=namespace)) == [], timeout=30
-        )
+        wait_for("widgets to be served", lambda: list(kube.list(widget, namespace=namespace)) == [], timeout=30)
         kube.create(widget(metadata=ObjectMeta(name="good", namespace=namespace), spec={"size": 2}))
         assert kube.get(widget, "good", namespace=namespace)["spec"] == {"size": 2}
         listed = kubectl(kubeconfig, "get", f"widgets.{crd_group}", "-n", namespace, "-o", "name")

@@ -80,9 +80,7 @@ def test_env_folder_with_a_non_executable_file_is_incomplete(tmp_path: pathlib.P
 
     assert binaries.missing_in(own) == ["etcd"]
     with pytest.raises(binaries.BinariesError, match="etcd"):
-        binaries.resolve(
-            pins=PINS, env={binaries.ENV_BIN_DIR: str(own)}, build=never_build, report=lambda _: None
-        )
+        binaries.resolve(pins=PINS, env={binaries.ENV_BIN_DIR: str(own)}, build=never_build, report=lambda _: None)
 
 
 def test_cache_root_follows_home_and_xdg(tmp_path: pathlib.Path) -> None:
@@ -147,9 +145,7 @@ def test_cache_folder_with_marker_but_missing_binary_is_not_trusted(tmp_path: pa
 
 def test_build_that_leaves_the_cache_incomplete_is_an_error(tmp_path: pathlib.Path) -> None:
     with pytest.raises(binaries.BinariesError, match="incomplete"):
-        binaries.resolve(
-            pins=PINS, env=home_env(tmp_path), build=RecordingBuild(fills=False), report=lambda _: None
-        )
+        binaries.resolve(pins=PINS, env=home_env(tmp_path), build=RecordingBuild(fills=False), report=lambda _: None)
 
 
 def test_versions_key_and_staging_tag() -> None:

@@ -140,9 +140,7 @@ def test_kubeconfig_points_at_the_server_with_the_component_identity(certs: pki.
     assert context["context"] == {"cluster": entry["name"], "user": user["name"]}
 
 
-def test_written_kubeconfig_is_private_and_readable_by_lightkube(
-    tmp_path: pathlib.Path, certs: pki.Pki
-) -> None:
+def test_written_kubeconfig_is_private_and_readable_by_lightkube(tmp_path: pathlib.Path, certs: pki.Pki) -> None:
     path = kubeconfigs.write(tmp_path / "sub" / "kubeconfig", "https://127.0.0.1:16643", certs, "admin", "c")
 
     assert path.stat().st_mode & 0o777 == 0o600

@@ -1,12 +1,118 @@
-"""`roadie demo`: the local cluster, the operator in the background, and the examples at work."""
+"""`roadie demo`: the local cluster, the operator in the background, and the seed examples at work.
+
+It leaves the cluster and the operator running and returns to the prompt, saying how to reach
+what it made; `roadie cluster down` stops everything, the operator included.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+
 import typer
 
+from roadie import catalog
+from roadie.cli import operator as operator_cli
+from roadie.devcluster import cluster, processes
 
-def demo() -> None:
-    """Bring up the local cluster and the operator, apply the examples, and show them working."""
-    from roadie.devcluster import demo as demo_mod
+SAMPLES = pathlib.Path(__file__).resolve().parents[3] / "deploy" / "samples"
+METRICS_PORT, HEALTH_PORT = 18080, 18081
 
-    raise typer.Exit(demo_mod.run())
+
+def _kubectl(kubeconfig: pathlib.Path, *args: str, check: bool = True) -> str:
+    proc = subprocess.run(
+        [operator_cli.kubectl(), f"--kubeconfig={kubeconfig}", *args], capture_output=True, text=True, check=False
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _start_operator(config: cluster.ClusterConfig) -> None:
+    argv = [sys.executable, "-m", "roadie", "run", f"--metrics-port={METRICS_PORT}", f"--health-port={HEALTH_PORT}"]
+    processes.start(config.state, cluster.OPERATOR, argv, env={"KUBECONFIG": str(config.kubeconfig)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{HEALTH_PORT}/readyz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if processes.find(config.state, cluster.OPERATOR) is None:
+            break
+        time.sleep(0.3)
+    log = processes.log_path(config.state, cluster.OPERATOR)
+    raise RuntimeError(f"the operator did not become ready; read {log}")
+
+
+def _watch_phases(kubeconfig: pathlib.Path, resource: str, namespace: str, name: str, until: str) -> None:
+    """Print each phase the object passes through, as `kubectl get -w` would, until `until`."""
+    seen = None
+    started = time.monotonic()
+    while time.monotonic() - started < 90:
+        raw = _kubectl(kubeconfig, "get", resource, name, "-n", namespace, "-o", "json", check=False)
+        status = json.loads(raw).get("status", {}) if raw else {}
+        phase = status.get("phase")
+        if phase != seen:
+            typer.echo(f"  {time.monotonic() - started:5.1f}s  {resource}/{name}: {phase or '(no status yet)'}")
+            if status.get("message"):
+                typer.echo(f"         {status['message']}")
+            seen = phase
+        if phase == until:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{resource}/{name} did not reach {until}")
+
+
+def run() -> int:
+    config = cluster.ClusterConfig()
+    try:
+        kubeconfig = cluster.up(config, report=typer.echo)
+        typer.echo("\nnodes of the local cluster:")
+        typer.echo(_kubectl(kubeconfig, "get", "nodes"))
+        operator_cli.install(kubeconfig=str(kubeconfig))
+        _start_operator(config)
+        typer.echo(f"operator running in the background (log: {processes.log_path(config.state, 'operator')})\n")
+        controllers = {kind.controller for kind in catalog.KINDS}
+
+        typer.echo("Workshop: applying deploy/samples/workshop-bioconductor.yaml (the seed's example)")
+        _kubectl(kubeconfig, "apply", "-f", str(SAMPLES / "workshop-bioconductor.yaml"))
+        _watch_phases(kubeconfig, "workshop", "default", "data-science-101", "Ready")
+        typer.echo(_kubectl(kubeconfig, "get", "workshops", "-n", "default"))
+        typer.echo(_kubectl(kubeconfig, "get", "pods,services,ingress,pvc", "-l", "workshop=data-science-101"))
+
+        if "preview" in controllers and (SAMPLES / "preview-example.yaml").exists():
+            typer.echo("PreviewEnvironment: applying deploy/samples/preview-example.yaml (the seed's example)")
+            _kubectl(kubeconfig, "create", "namespace", "preview-environments", check=False)
+            _kubectl(kubeconfig, "apply", "-f", str(SAMPLES / "preview-example.yaml"))
+            _watch_phases(kubeconfig, "previewenvironment", "preview-environments", "pr-42-env", "Ready")
+            typer.echo(_kubectl(kubeconfig, "get", "all,ingress,networkpolicy", "-n", "preview-pr-42"))
+    except (RuntimeError, cluster.ClusterError) as error:
+        typer.echo(f"roadie demo: {error}", err=True)
+        return 1
+
+    roadie = "roadie" if os.environ.get("VIRTUAL_ENV") else str(pathlib.Path(sys.executable).with_name("roadie"))
+    typer.echo(
+        f"""The cluster and the operator keep running. Try:
+
+  export KUBECONFIG={kubeconfig}
+  export PATH={pathlib.Path(sys.executable).parent}:$PATH    # roadie and a matching kubectl
+  kubectl get workshops -w                                   # watch phases (Ctrl-C to stop)
+  kubectl describe workshop data-science-101                 # conditions and events
+  kubectl get secret data-science-101-credentials -o jsonpath='{{.data.password}}' | base64 -d
+  kubectl port-forward service/data-science-101-service 8787:80   # the seed's way in
+
+Watch a workshop expire: apply one with a short duration and watch it go at its expiresAt:
+  kubectl apply -f deploy/samples/workshop-short.yaml && kubectl get workshops -w
+
+Metrics: curl -s localhost:{METRICS_PORT}/metrics | grep -E '^(roadie|preview)_'
+Stop everything (the operator included): {roadie} cluster down
+"""
+    )
+    return 0

@@ -10,5 +10,10 @@ app = typer.Typer(help="Roadie: sets the stage up, keeps it running, strikes it 
 app.command()(operator.run)
 app.command()(operator.crds)
 app.command()(operator.install)
-app.command()(demo.demo)
 app.add_typer(cluster.app, name="cluster")
+
+
+@app.command("demo")
+def demo_command() -> None:
+    """Bring up the local cluster and the operator, apply the examples, and show them working."""
+    raise typer.Exit(demo.run())
