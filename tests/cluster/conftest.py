@@ -8,6 +8,7 @@ The cluster is the one `ROADIE_TEST_KUBECONFIG` names, or a cluster named `test`
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pathlib
 import subprocess
@@ -47,11 +48,30 @@ def kubeconfig() -> Iterator[pathlib.Path]:
     if given:
         yield pathlib.Path(given)
         return
-    started_here = not cluster.is_up(TEST_CLUSTER)
     path = cluster.up(TEST_CLUSTER)
+    users = TEST_CLUSTER.state / "test-sessions"
+    with _counter(users) as count:
+        count(+1)
     yield path
-    if started_here and not os.environ.get("ROADIE_TEST_KEEP_CLUSTER"):
+    with _counter(users) as count:
+        last = count(-1) == 0
+    if last and not os.environ.get("ROADIE_TEST_KEEP_CLUSTER"):
         cluster.down(TEST_CLUSTER)
+
+
+@contextlib.contextmanager
+def _counter(path: pathlib.Path) -> Iterator[Callable[[int], int]]:
+    """A count of test sessions using the cluster, so only the last one to finish takes it down."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+
+        def change(delta: int) -> int:
+            value = max(0, int(path.read_text() or 0) if path.exists() else 0) + delta
+            path.write_text(str(max(0, value)))
+            return value
+
+        yield change
 
 
 @pytest.fixture(scope="session")
