@@ -22,18 +22,13 @@ log = logging.getLogger("roadie")
 
 
 def _configure_logging(cfg: settings_mod.OperatorSettings) -> None:
+    """kopf's own formatters (JSON carries each object's namespace and name as fields)."""
     level = getattr(logging, cfg.log_level.upper(), logging.INFO)
-    if cfg.log_format == "json":
-        from kopf._core.engines.loggers import ObjectJsonFormatter  # kopf's own JSON formatter
-
-        handler = logging.StreamHandler()
-        handler.setFormatter(ObjectJsonFormatter())
-        logging.basicConfig(level=level, handlers=[handler], force=True)
-    else:
-        logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s %(message)s", force=True)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpx2").setLevel(logging.WARNING)
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    log_format = kopf.LogFormat.JSON if cfg.log_format == "json" else kopf.LogFormat.FULL
+    kopf.configure(debug=level <= logging.DEBUG, log_format=log_format)
+    logging.getLogger().setLevel(level)
+    for noisy in ("httpx", "httpx2", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if level > logging.DEBUG:  # kopf reports every handler call on this logger; Roadie logs what matters
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 

@@ -241,3 +241,26 @@ def test_a_name_taken_by_another_workshop_fails_and_leaves_it_alone(kube: lightk
     deployment = kube.get(Deployment, "first-deployment", namespace=namespace)
     assert deployment.spec.template.spec.containers[0].image == "rocker/rstudio:latest"
     assert workshops.phase(kube, namespace, "first") == "Ready"
+
+
+def test_expiry_survives_an_operator_restart(kube: lightkube.Client, namespace: str, operator: OperatorProcess) -> None:
+    workshops.create(kube, workshops.manifest(namespace, "outlive", duration="10s"))
+    _ready(kube, namespace, "outlive")
+    expires_at = datetime.datetime.fromisoformat(
+        workshops.get(kube, namespace, "outlive").status["expiresAt"].replace("Z", "+00:00")
+    ).timestamp()
+    operator.kill()
+    operator.start()  # the deadline is known only from the object itself now
+    assert time.time() < expires_at, "the restart took longer than the workshop's life; the test proves nothing"
+
+    def gone() -> float | None:
+        try:
+            current = workshops.get(kube, namespace, "outlive")
+        except ApiError as error:
+            if error.status.code == 404:
+                return time.time()
+            raise
+        return time.time() if current.metadata.deletionTimestamp else None
+
+    observed = wait_for("deleted at expiry after a restart", gone, 30, interval=0.05)
+    assert -0.05 <= observed - expires_at < 1.0, f"deleted {observed - expires_at:+.3f}s from expiresAt"
