@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ROADIE := $(BIN)/roadie
 
-.PHONY: demo test unit lint fmt crds binaries cluster-up cluster-down venv clean
+.PHONY: demo test unit lint fmt crds binaries cluster-up cluster-down venv clean bench
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -26,13 +26,16 @@ unit: venv
 	$(BIN)/pytest -ra tests/unit
 
 lint: venv
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
 
 fmt: venv
-	$(BIN)/ruff check --fix src tests
-	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+bench: venv  ## benchmarks, each reporting ratios against a baseline measured in the same run
+	$(BIN)/python benchmarks/bench_scheduler.py 10000
 
 crds: venv  ## regenerate deploy/crds from the models
 	$(ROADIE) crds --output deploy/crds
