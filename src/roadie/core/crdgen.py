@@ -52,6 +52,8 @@ def _structural(node: Any) -> Any:
             if len(real) == 1:
                 node.pop(combinator)
                 node = {**real[0], **node}
+    if "const" in node:  # a one-value Literal; structural schemas know only enum
+        node["enum"] = [node.pop("const")]
     if node.get("default", "unset") is None:
         node.pop("default")
     if node.get("type") == "object" and "properties" in node:

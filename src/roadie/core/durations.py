@@ -12,10 +12,13 @@ import re
 
 UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
-#: For CRD schemas: one or more number-unit pairs, largest unit first is not required.
-PATTERN = r"^([0-9]+(w|d|h|m|s))+$"
-_PAIR = re.compile(r"([0-9]+)(w|d|h|m|s)")
-_WHOLE = re.compile(PATTERN)
+#: For CRD schemas: number-unit pairs, at least one of them not zero (so `0s` is refused by the API
+#: server as it is by parse()); Kubernetes' regular expressions have no lookahead, hence the shape.
+PATTERN = r"^([0-9]+[wdhms])*0*[1-9][0-9]*[wdhms]([0-9]+[wdhms])*$"
+#: The longest duration accepted: anything longer is surely a typo, and would overflow dates.
+MAXIMUM = datetime.timedelta(days=3650)
+_PAIR = re.compile(r"([0-9]+)([wdhms])")
+_SHAPE = re.compile(r"^([0-9]+[wdhms])+$")
 
 EXAMPLES = "90s, 30m, 4h, 2h30m, 1d or 1w"
 
@@ -27,13 +30,15 @@ class DurationError(ValueError):
 def parse(text: str) -> datetime.timedelta:
     """Parse a duration; raise DurationError with a message a user can act on."""
     value = text.strip() if isinstance(text, str) else text
-    if not isinstance(value, str) or not _WHOLE.match(value):
+    if not isinstance(value, str) or not _SHAPE.match(value):
         raise DurationError(
             f"invalid duration {text!r}: write a number followed by a unit (w, d, h, m, s), such as {EXAMPLES}"
         )
     seconds = sum(int(number) * UNITS[unit] for number, unit in _PAIR.findall(value))
     if seconds <= 0:
-        raise DurationError(f"invalid duration {text!r}: it must be longer than zero")
+        raise DurationError(f"invalid duration {text!r}: it must be longer than zero, such as {EXAMPLES}")
+    if seconds > MAXIMUM.total_seconds():
+        raise DurationError(f"invalid duration {text!r}: at most {MAXIMUM.days}d is accepted")
     return datetime.timedelta(seconds=seconds)
 
 

@@ -25,6 +25,8 @@ def dns_label(text: str, max_length: int = MAX) -> str:
     if cleaned == text and 0 < len(cleaned) <= max_length:
         return cleaned
     cleaned = re.sub(r"-{2,}", "-", cleaned)
+    if max_length <= _HASH_LEN + 1:
+        return _digest(text)[:max_length]
     room = max_length - _HASH_LEN - 1
     head = cleaned[:room].strip("-")
     return f"{head}-{_digest(text)}" if head else f"x-{_digest(text)}"
@@ -36,6 +38,8 @@ def child_name(parent: str, suffix: str, max_length: int = MAX) -> str:
     if len(wanted) <= max_length and dns_label(wanted, max_length) == wanted:
         return wanted
     room = max_length - len(suffix) - 1
+    if room < _HASH_LEN + 2:  # no room left to keep the parent recognisable: hash the whole
+        return dns_label(wanted, max_length)
     return f"{dns_label(parent, room)}-{suffix}"
 
 

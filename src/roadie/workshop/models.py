@@ -34,8 +34,8 @@ class Storage(models.ApiModel):
 class Ingress(models.ApiModel):
     host: str = pydantic.Field(
         default="",
-        pattern=r"^$|^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-        description="Host name of the workshop; empty: no Ingress (reach it by port-forward).",
+        pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+        description="Host name of the workshop (no wildcard: its URL is reported); empty: no Ingress.",
     )
     annotations: models.StringMap = pydantic.Field(default_factory=dict)
     className: str | None = pydantic.Field(default=None, description="Roadie addition: ingressClassName.")
