@@ -36,9 +36,10 @@ fmt: venv
 
 bench: venv  ## benchmarks, each reporting ratios against a baseline measured in the same run
 	$(BIN)/python benchmarks/bench_scheduler.py 10000
+	$(BIN)/python benchmarks/bench_workshops.py 30
 
 crds: venv  ## regenerate deploy/crds from the models
-	$(ROADIE) crds --output deploy/crds
+	$(ROADIE) crds --output deploy/crds --rbac-output deploy/rbac/roadie.yaml
 
 cluster-up: binaries
 	$(ROADIE) cluster up
