@@ -23,7 +23,10 @@ class KindEntry:
         importlib.import_module(self.handlers_module).register()
 
 
-KINDS: tuple[KindEntry, ...] = (KindEntry("workshop", "roadie.workshop.models", "roadie.workshop.handlers"),)
+KINDS: tuple[KindEntry, ...] = (
+    KindEntry("workshop", "roadie.workshop.models", "roadie.workshop.handlers"),
+    KindEntry("preview", "roadie.preview.models", "roadie.preview.handlers"),
+)
 
 
 def enabled(names: tuple[str, ...]) -> list[KindEntry]:

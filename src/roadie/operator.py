@@ -47,7 +47,6 @@ def build_registry(cfg: settings_mod.Settings) -> kopf.OperatorRegistry:
         settings.batching.worker_limit = 50
         settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
         settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
-        settings.persistence.finalizer = "roadie.dev/kopf-finalizer"
         kubeconfig = pathlib.Path(cfg.operator.kubeconfig) if cfg.operator.kubeconfig else None
         client.connect(kubeconfig)
         memo.scheduler_task = asyncio.create_task(schedule.get().run(), name="roadie-scheduler")

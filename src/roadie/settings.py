@@ -13,7 +13,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-ALL_CONTROLLERS = ("workshop",)
+ALL_CONTROLLERS = ("workshop", "preview")
 
 
 @dataclasses.dataclass

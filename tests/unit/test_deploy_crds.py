@@ -28,3 +28,20 @@ def test_every_kind_in_the_catalog_has_a_crd_with_status_subresource() -> None:
         version = doc["spec"]["versions"][0]
         assert version["name"] == api.version
         assert "status" in version.get("subresources", {})
+
+
+def test_rbac_file_matches_what_the_kinds_declare() -> None:
+    path = CRD_DIR.parent / "rbac" / "roadie.yaml"
+    assert path.read_text() == operator_cli.rbac_text(), "deploy/rbac/roadie.yaml is stale: run `make crds`"
+
+
+def test_rbac_lets_each_kind_write_its_status_and_children() -> None:
+    role = next(d for d in yaml.safe_load_all(operator_cli.rbac_text()) if d["kind"] == "ClusterRole")
+    granted = {
+        (g, r): set(rule["verbs"]) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    for api in catalog.all_apis():
+        assert {"get", "list", "watch", "patch"} <= granted[(api.group, api.plural)]
+        assert "patch" in granted[(api.group, f"{api.plural}/status")]
+    assert {"create", "patch", "delete"} <= granted[("apps", "deployments")]
+    assert "create" in granted[("", "events")]

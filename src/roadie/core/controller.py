@@ -3,7 +3,9 @@
 Each kind supplies one level-based `reconcile(body)`; this module calls it for every watch event
 of the kind (the initial listing at startup included, which is how a restarted operator resumes),
 for every change of a child it made (so a deleted Deployment is put back at once), on a resync
-timer, and when a deadline the reconcile asked for comes due. Reconciles of one object never
+deadline after each reconcile, and when a deadline the reconcile asked for comes due. The resync
+is a deadline in the core scheduler rather than a kopf timer, because kopf guards its timers with
+a finalizer, which would leave objects undeletable while the operator is away. Reconciles of one object never
 overlap; a failing one is retried with capped exponential backoff. Nothing is stored in
 annotations: kopf's `on.event` and timers keep no progress state.
 """
@@ -14,6 +16,7 @@ import asyncio
 import copy
 import dataclasses
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -87,8 +90,9 @@ class Controller:
                 metrics.RECONCILE_SECONDS.labels(self.api.kind).observe(time.monotonic() - started)
             self._failures.pop((namespace, name), None)
             metrics.RECONCILES.labels(self.api.kind, "ok").inc()
-            if again is not None:
-                self.requeue(namespace, name, again)
+            # the resync: the shortest wait wins; jitter keeps thousands of objects from waking at once
+            resync = self.resync_seconds * random.uniform(0.9, 1.1)
+            self.requeue(namespace, name, resync if again is None else min(again, resync))
 
     def requeue(self, namespace: str | None, name: str, delay: float) -> None:
         """Reconcile the latest version of the object after `delay` seconds."""
@@ -148,18 +152,6 @@ def register(controller: Controller, registry: kopf.OperatorRegistry | None = No
             await controller.forget(body)
         else:
             await controller.run(body)
-
-    @kopf.timer(
-        group=api.group,
-        version=api.version,
-        plural=api.plural,
-        id=f"{kind}-resync",
-        registry=registry,
-        interval=controller.resync_seconds,
-        initial_delay=controller.resync_seconds,
-    )
-    async def on_resync(name: str, namespace: str | None, **_: Any) -> None:
-        await controller.fetch_and_run(namespace, name)
 
     for child in controller.children:
 

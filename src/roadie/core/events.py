@@ -11,6 +11,7 @@ import logging
 import uuid
 from typing import Any
 
+from lightkube.core.exceptions import ApiError
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
@@ -50,5 +51,7 @@ def build(body: Any, type_: str, reason: str, message: str) -> Event:
 async def emit(body: Any, type_: str, reason: str, message: str) -> None:
     try:
         await client.get().create(build(body, type_, reason, message))
+    except ApiError as error:  # e.g. the namespace is terminating: expected while tearing down
+        log.info("event %s for %s not posted: %s", reason, body["metadata"].get("name"), error.status.message)
     except Exception:  # an event is a courtesy; never let it break a reconcile
         log.warning("could not post event %s for %s", reason, body["metadata"].get("name"), exc_info=True)

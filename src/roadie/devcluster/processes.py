@@ -40,13 +40,19 @@ def _pid_file(state: pathlib.Path, name: str) -> pathlib.Path:
 
 def _alive(pid: int, executable: str) -> bool:
     try:
-        cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         status = pathlib.Path(f"/proc/{pid}/stat").read_text()
+        cmdline = pathlib.Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    if status.rsplit(")", 1)[-1].split()[0] == "Z":  # a zombie is gone, only unreaped
+    head, _, rest = status.rpartition(")")
+    if rest.split()[0] == "Z":  # a zombie is gone, only unreaped
         return False
-    return bool(cmdline) and os.path.basename(cmdline[0].decode()) == os.path.basename(executable)
+    wanted = os.path.basename(executable)
+    if cmdline and cmdline[0]:
+        return os.path.basename(cmdline[0].decode()) == wanted
+    # cmdline reads empty while the process forks (its memory map is busy): the kernel's short
+    # name, cut at 15 characters, still tells whose process it is
+    return head.split("(", 1)[-1] == wanted[:15]
 
 
 def find(state: pathlib.Path, name: str) -> Running | None:

@@ -1,0 +1,1 @@
+"""PreviewEnvironment (`devops.orima.com/v1`): one namespace per pull request, served over TLS."""
