@@ -107,6 +107,8 @@ def run() -> int:
   kubectl describe workshop data-science-101                 # conditions and events
   kubectl get secret data-science-101-credentials -o jsonpath='{{.data.password}}' | base64 -d
   kubectl port-forward service/data-science-101-service 8787:80   # the seed's way in
+  kubectl get previewenvironments -A                         # the preview of PR 42
+  kubectl get all,ingress,networkpolicy,quota -n preview-pr-42
 
 Watch a workshop expire: apply one with a short duration and watch it go at its expiresAt:
   kubectl apply -f deploy/samples/workshop-short.yaml && kubectl get workshops -w
