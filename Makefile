@@ -29,6 +29,7 @@ lint: venv
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 fmt: venv
 	$(BIN)/ruff check --fix src tests benchmarks

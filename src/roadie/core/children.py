@@ -133,7 +133,7 @@ async def get_or_none(resource: Any, name: str, namespace: str | None = None) ->
 async def prune(
     resources: list[Any],
     namespace: str,
-    instance_labels: dict[str, str],
+    instance_labels: dict[str, Any],
     keep: set[tuple[str, str]],
     parent: Any,
 ) -> list[str]:

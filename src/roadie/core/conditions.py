@@ -30,7 +30,7 @@ def set_condition(
     moment = models.timestamp(now or models.now())
     if previous and previous.get("status") == status and previous.get("lastTransitionTime"):
         moment = previous["lastTransitionTime"]
-    condition = {
+    condition: dict[str, Any] = {
         "type": type_,
         "status": status,
         "reason": reason,

@@ -146,7 +146,7 @@ def register(controller: Controller, registry: kopf.OperatorRegistry | None = No
     kind = api.kind.lower()
 
     @kopf.on.event(group=api.group, version=api.version, plural=api.plural, id=f"{kind}-watch", registry=registry)
-    async def on_event(event: dict[str, Any], **_: Any) -> None:
+    async def on_event(event: Any, **_: Any) -> None:
         body = _plain(event["object"])
         if event.get("type") == "DELETED":
             await controller.forget(body)
@@ -167,7 +167,7 @@ def register(controller: Controller, registry: kopf.OperatorRegistry | None = No
             ref = labels.parse_parent_ref((body.get("metadata", {}).get("annotations") or {}).get(labels.PARENT))
             if ref is None or ref[0] != api.kind:
                 return
-            _, namespace, name = ref
+            _kind, namespace, name = ref
             await controller.fetch_and_run(namespace, name)
 
     return controller

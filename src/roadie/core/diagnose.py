@@ -32,7 +32,7 @@ async def claim_problem(claim: Any) -> str | None:
     wanted = claim.spec.storageClassName
     if wanted:
         if await children.get_or_none(StorageClass, wanted) is None:
-            known = [sc.metadata.name async for sc in client.get().list(StorageClass)]
+            known = [str(sc.metadata.name) async for sc in client.get().list(StorageClass)]
             return (
                 f"claim {name!r} asks for StorageClass {wanted!r}, which does not exist in this cluster: "
                 f"create it, or set spec.storage.storageClass to one that exists "
@@ -62,7 +62,7 @@ def pod_problem(pod: Any) -> str | None:
     return None
 
 
-async def pod_problems(namespace: str, selector: dict[str, str]) -> list[str]:
+async def pod_problems(namespace: str, selector: dict[str, Any]) -> list[str]:
     found = []
     async for pod in client.get().list(Pod, namespace=namespace, labels=selector):
         problem = pod_problem(pod)

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 def build(body: Any, type_: str, reason: str, message: str) -> Event:
     meta = body["metadata"]
     namespace = meta.get("namespace") or "default"
-    stamp = models.timestamp(models.now())
+    stamp = models.now()
     return Event(
         metadata=ObjectMeta(name=f"{meta['name']}.{uuid.uuid4().hex[:12]}", namespace=namespace),
         involvedObject=ObjectReference(

@@ -72,8 +72,7 @@ def ensure_cluster_objects(kubeconfig: pathlib.Path, count: int) -> None:
 def ready_count(kubeconfig: pathlib.Path) -> int:
     try:
         found = client(kubeconfig).list(Node)
-        return sum(
-            1 for node in found if any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
-        )
+        ready = [n for n in found if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])]
+        return len(ready)
     except Exception:  # the API may still be settling; the caller polls
         return 0

@@ -58,14 +58,14 @@ def volume_for(claim: PersistentVolumeClaim, root: pathlib.Path) -> PersistentVo
 
 
 def our_classes(api: lightkube.Client) -> set[str]:
-    return {sc.metadata.name for sc in api.list(StorageClass) if sc.provisioner == nodes.PROVISIONER}
+    return {str(sc.metadata.name) for sc in api.list(StorageClass) if sc.provisioner == nodes.PROVISIONER}
 
 
 def sync_once(api: lightkube.Client, root: pathlib.Path) -> None:
     classes = our_classes(api)
     volumes = {pv.metadata.name: pv for pv in api.list(PersistentVolume)}
     for claim in api.list(PersistentVolumeClaim, namespace="*"):
-        if claim.spec.storageClassName not in classes or claim.spec.volumeName:
+        if (claim.spec.storageClassName or "") not in classes or claim.spec.volumeName:
             continue
         if claim.metadata.deletionTimestamp or f"pvc-{claim.metadata.uid}" in volumes:
             continue
@@ -82,7 +82,7 @@ def sync_once(api: lightkube.Client, root: pathlib.Path) -> None:
         released = pv.status is not None and pv.status.phase in ("Released", "Failed")
         if annotations.get(PROVISIONED_BY) == nodes.PROVISIONER and released:
             try:
-                api.delete(PersistentVolume, pv.metadata.name)
+                api.delete(PersistentVolume, str(pv.metadata.name))
             except ApiError as error:
                 if error.status.code != 404:
                     raise

@@ -171,7 +171,7 @@ async def _expire(body: dict[str, Any], old: dict[str, Any], seen: status.Observ
             body,
             events.NORMAL,
             "Expired",
-            f"expired at {models.timestamp(seen.expires_at)}; deleting it and its children",
+            f"expired at {models.timestamp(seen.expires_at or now)}; deleting it and its children",
         )
     meta = body["metadata"]
     await core_children.delete(
