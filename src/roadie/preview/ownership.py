@@ -13,58 +13,26 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace
-from lightkube.types import PatchType
 
 from roadie.core import children as core_children
-from roadie.core import client, labels
+from roadie.core import client, finalizers, labels
 from roadie.preview import children, models, status
 
 FINALIZER = "roadie.dev/preview-namespace"
-PATCH_ATTEMPTS = 5
 
 
 def has_finalizer(body: dict[str, Any]) -> bool:
-    return FINALIZER in (body["metadata"].get("finalizers") or [])
+    return finalizers.has(body, FINALIZER)
 
 
 async def add_finalizer(body: dict[str, Any]) -> None:
     """Put the finalizer on before anything is created, so nothing is ever left behind."""
-    await _edit_finalizers(body, add=True)
+    await finalizers.add(models.API, body, FINALIZER)
 
 
 async def remove_finalizer(body: dict[str, Any]) -> None:
-    await _edit_finalizers(body, add=False)
-
-
-async def _edit_finalizers(body: dict[str, Any], *, add: bool) -> None:
-    """A merge patch of the whole list, guarded by resourceVersion (kopf edits the same list for
-    its own finalizer); on a conflict, read again and retry at once rather than back off."""
-    meta = body["metadata"]
-    resource = client.resource(models.API)
-    current: Any = body
-    for attempt in range(PATCH_ATTEMPTS):
-        cur_meta = current["metadata"]
-        finalizers = list(cur_meta.get("finalizers") or [])
-        if (FINALIZER in finalizers) == add:
-            return
-        wanted = [*finalizers, FINALIZER] if add else [f for f in finalizers if f != FINALIZER]
-        patch = {"metadata": {"finalizers": wanted, "resourceVersion": cur_meta["resourceVersion"]}}
-        try:
-            await client.get().patch(
-                resource, meta["name"], patch, namespace=meta["namespace"], patch_type=PatchType.MERGE
-            )
-            return
-        except ApiError as error:
-            if error.status.code == 404 and not add:
-                return
-            if error.status.code != 409 or attempt == PATCH_ATTEMPTS - 1:
-                raise
-        fresh = await core_children.get_or_none(resource, meta["name"], meta["namespace"])
-        if fresh is None:
-            return
-        current = fresh.to_dict()
+    await finalizers.remove(models.API, body, FINALIZER)
 
 
 def owner_uid(namespace: Any) -> str | None:
