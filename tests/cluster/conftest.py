@@ -95,6 +95,36 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interva
     pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def gone(check: Callable[[], object]) -> Callable[[], bool]:
+    """A `wait_for` check that is true once `check` raises 404 (wait_for retries other errors)."""
+
+    def probe() -> bool:
+        try:
+            check()
+        except ApiError as error:
+            if error.status.code == 404:
+                return True
+            raise
+        return False
+
+    return probe
+
+
+def deletion_seen(get: Callable[[], Any]) -> Callable[[], float | None]:
+    """A `wait_for` check giving the moment the object is seen deleting (or already gone)."""
+
+    def probe() -> float | None:
+        try:
+            current = get()
+        except ApiError as error:
+            if error.status.code == 404:
+                return time.time()
+            raise
+        return time.time() if current.metadata.deletionTimestamp else None
+
+    return probe
+
+
 @pytest.fixture
 def namespace(kube: lightkube.Client, request: pytest.FixtureRequest) -> Iterator[str]:
     base = request.node.name.lower().replace("_", "-")[:40].strip("-")

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Callable
 
 import lightkube
 import pytest
@@ -41,7 +40,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Namespace, PersistentVolumeClaim, Pod
-from tests.cluster.conftest import wait_for
+from tests.cluster.conftest import gone, wait_for
 
 from roadie.devcluster import binaries, cluster, processes
 
@@ -56,21 +55,6 @@ local_only = pytest.mark.skipif(
     bool(os.environ.get("ROADIE_TEST_KUBECONFIG")),
     reason="checks the local control plane's own lifecycle; the suite runs against another cluster",
 )
-
-
-def gone(check: Callable[[], object]) -> Callable[[], bool]:
-    """A `wait_for` check that is true once `check` raises 404 (wait_for retries other errors)."""
-
-    def probe() -> bool:
-        try:
-            check()
-        except ApiError as error:
-            if error.status.code == 404:
-                return True
-            raise
-        return False
-
-    return probe
 
 
 def container(name: str = "app") -> Container:

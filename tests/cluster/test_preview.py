@@ -16,7 +16,7 @@ import datetime
 import pathlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import lightkube
@@ -31,7 +31,7 @@ from lightkube.resources.core_v1 import Event, LimitRange, Namespace, ResourceQu
 from lightkube.resources.networking_v1 import Ingress, NetworkPolicy
 from lightkube.types import PatchType
 from prometheus_client.parser import text_string_to_metric_families
-from tests.cluster.conftest import OperatorProcess, wait_for
+from tests.cluster.conftest import OperatorProcess, deletion_seen, gone, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -47,21 +47,6 @@ def _pr() -> int:
 
 def _ts(text: str) -> float:
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _missing(check: Callable[[], object]) -> Callable[[], bool]:
-    """A `wait_for` check that is true once `check` raises 404."""
-
-    def probe() -> bool:
-        try:
-            check()
-        except ApiError as error:
-            if error.status.code == 404:
-                return True
-            raise
-        return False
-
-    return probe
 
 
 class Previews:
@@ -100,7 +85,7 @@ class Previews:
     def delete_and_wait(self, namespace: str, name: str, timeout: float = 90) -> None:
         with contextlib.suppress(ApiError):
             self.kube.delete(PreviewEnvironment, name, namespace=namespace)
-        wait_for(f"{namespace}/{name} gone", _missing(lambda: self.get(namespace, name)), timeout)
+        wait_for(f"{namespace}/{name} gone", gone(lambda: self.get(namespace, name)), timeout)
 
     def cleanup(self) -> None:
         for namespace, name in reversed(self.made):
@@ -181,7 +166,7 @@ def test_seed_example_reaches_ready_and_its_namespace_holds_the_objects(
     namespace, name = doc["metadata"]["namespace"], doc["metadata"]["name"]
     _ensure_namespace(kube, namespace)
     previews.delete_and_wait(namespace, name)  # a leftover of an interrupted run
-    wait_for("no preview-pr-42 left over", _missing(lambda: kube.get(Namespace, "preview-pr-42")), 90)
+    wait_for("no preview-pr-42 left over", gone(lambda: kube.get(Namespace, "preview-pr-42")), 90)
 
     started = time.monotonic()
     previews.create_doc(doc)
@@ -282,8 +267,8 @@ def test_deleting_the_object_deletes_its_namespace(kube: lightkube.Client, names
     previews.wait_phase(namespace, "gone", "Ready")
 
     kube.delete(PreviewEnvironment, "gone", namespace=namespace)
-    wait_for("the namespace gone", _missing(lambda: kube.get(Namespace, f"preview-pr-{pr}")), 90)
-    wait_for("the object gone after its namespace", _missing(lambda: previews.get(namespace, "gone")), 30)
+    wait_for("the namespace gone", gone(lambda: kube.get(Namespace, f"preview-pr-{pr}")), 90)
+    wait_for("the object gone after its namespace", gone(lambda: previews.get(namespace, "gone")), 30)
 
 
 def test_ttl_deletes_at_creation_plus_ttl_within_a_second(
@@ -296,21 +281,14 @@ def test_ttl_deletes_at_creation_plus_ttl_within_a_second(
     expires_at = _ts(previews.status(namespace, "brief")["expiresAt"])
     assert expires_at - obj.metadata.creationTimestamp.timestamp() == 60
 
-    def deleting() -> float | None:
-        try:
-            current = previews.get(namespace, "brief")
-        except ApiError as error:
-            if error.status.code == 404:
-                return time.time()
-            raise
-        return time.time() if current.metadata.deletionTimestamp else None
+    deleting = deletion_seen(lambda: previews.get(namespace, "brief"))
 
     wait_for("20s before expiry", lambda: time.time() >= expires_at - 20, 70, interval=0.5)
     assert deleting() is None, "not deleted early"
     observed = wait_for("the object deleted at expiresAt", deleting, 30, interval=0.05)
     print(f"TTL: deletion seen {observed - expires_at:+.3f}s from expiresAt")
     assert -0.05 <= observed - expires_at < 1.0, f"deleted {observed - expires_at:+.3f}s from expiresAt"
-    wait_for("the namespace gone", _missing(lambda: kube.get(Namespace, f"preview-pr-{pr}")), 90)
+    wait_for("the namespace gone", gone(lambda: kube.get(Namespace, f"preview-pr-{pr}")), 90)
     assert "Expired" in {reason for _, reason, _ in _events(kube, namespace, "brief")}
     assert _metric(operator.metrics(), "preview_environments_expired_total") == expired_before + 1
 
@@ -377,7 +355,7 @@ def test_changing_pr_number_moves_to_a_new_namespace_and_deletes_the_old(
         namespace=namespace,
         patch_type=PatchType.MERGE,
     )
-    wait_for("the old namespace gone", _missing(lambda: kube.get(Namespace, f"preview-pr-{old_pr}")), 90)
+    wait_for("the old namespace gone", gone(lambda: kube.get(Namespace, f"preview-pr-{old_pr}")), 90)
     obj = wait_for(
         "Ready in the new namespace",
         lambda: (

@@ -17,7 +17,7 @@ from lightkube.resources.core_v1 import Event, PersistentVolumeClaim, Secret, Se
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
 from tests.cluster import workshops
-from tests.cluster.conftest import OperatorProcess, wait_for
+from tests.cluster.conftest import OperatorProcess, deletion_seen, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -101,16 +101,8 @@ def test_expiry_happens_within_a_second_of_expires_at(kube: lightkube.Client, na
     )
     expires_at = datetime.datetime.fromisoformat(obj.status["expiresAt"].replace("Z", "+00:00")).timestamp()
 
-    def gone_or_deleting() -> float | None:
-        try:
-            current = workshops.get(kube, namespace, "brief")
-        except ApiError as error:
-            if error.status.code == 404:
-                return time.time()
-            raise
-        return time.time() if current.metadata.deletionTimestamp else None
-
-    observed = wait_for("the workshop deleted at expiry", gone_or_deleting, 30, interval=0.05)
+    deleting = deletion_seen(lambda: workshops.get(kube, namespace, "brief"))
+    observed = wait_for("the workshop deleted at expiry", deleting, 30, interval=0.05)
     assert -0.05 <= observed - expires_at < 1.0, f"deleted {observed - expires_at:+.3f}s from expiresAt"
     reasons = {r for _, r, _ in _events(kube, namespace, "brief")}
     assert {"ExpiringSoon", "Expired"} <= reasons
@@ -253,14 +245,6 @@ def test_expiry_survives_an_operator_restart(kube: lightkube.Client, namespace: 
     operator.start()  # the deadline is known only from the object itself now
     assert time.time() < expires_at, "the restart took longer than the workshop's life; the test proves nothing"
 
-    def gone() -> float | None:
-        try:
-            current = workshops.get(kube, namespace, "outlive")
-        except ApiError as error:
-            if error.status.code == 404:
-                return time.time()
-            raise
-        return time.time() if current.metadata.deletionTimestamp else None
-
-    observed = wait_for("deleted at expiry after a restart", gone, 30, interval=0.05)
+    deleting = deletion_seen(lambda: workshops.get(kube, namespace, "outlive"))
+    observed = wait_for("deleted at expiry after a restart", deleting, 30, interval=0.05)
     assert -0.05 <= observed - expires_at < 1.0, f"deleted {observed - expires_at:+.3f}s from expiresAt"
