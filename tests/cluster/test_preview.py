@@ -316,6 +316,22 @@ def test_second_object_for_the_same_pr_fails_and_leaves_the_holder_untouched(
     assert after.metadata.generation == holder.metadata.generation
 
 
+def test_the_newcomer_takes_the_name_once_the_holder_is_gone(
+    kube: lightkube.Client, namespace: str, previews: Previews
+) -> None:
+    pr = _pr()
+    previews.create(namespace, "holder", pr_number=pr)
+    previews.wait_phase(namespace, "holder", "Ready")
+    previews.create(namespace, "waiting", pr_number=pr, image_tag="next")
+    previews.wait_phase(namespace, "waiting", "Failed", 30)
+
+    previews.delete_and_wait(namespace, "holder", timeout=90)
+    taken = previews.wait_phase(namespace, "waiting", "Ready", 60)
+    assert taken.status["namespace"] == f"preview-pr-{pr}"
+    ns = kube.get(Namespace, f"preview-pr-{pr}")
+    assert ns.metadata.labels["roadie.dev/owner-uid"] == taken.metadata.uid
+
+
 def test_foreign_namespace_of_that_name_is_never_touched(
     kube: lightkube.Client, namespace: str, previews: Previews
 ) -> None:

@@ -229,8 +229,14 @@ async def _announce(body: dict[str, Any], old: dict[str, Any], new: dict[str, An
 
 
 async def deleted(body: dict[str, Any]) -> None:
-    """The object is gone from the API: drop it from the gauges and its PR's series."""
+    """The object is gone from the API: drop it from the gauges and its PR's series, and wake any
+    other object of the same pr_number that failed because this one held the name (its finalizer
+    went only after the namespace did, so the name is free now)."""
     metrics.forget(_key(body))
+    pr = (body.get("spec") or {}).get("pr_number")
+    async for other in client.get().list(client.resource(pe_models.API), namespace="*"):
+        if other.spec and other.spec.get("pr_number") == pr and (other.status or {}).get("phase") == "Failed":
+            controller.requeue(other.metadata.namespace, other.metadata.name, 0)
 
 
 controller = Controller(api=pe_models.API, reconcile=reconcile)
