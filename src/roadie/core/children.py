@@ -81,6 +81,22 @@ def owned_by(existing: Any, parent: Any) -> bool:
     return any(ref.uid == uid for ref in existing.metadata.ownerReferences or [])
 
 
+#: Status codes with which the API server refuses a child as built: no retry will change them.
+REJECTED = (400, 403, 422)
+
+
+async def _existing_or_foreign(obj: Any, manifest: Manifest, parent: Any) -> Any:
+    """The object of that name if `parent` owns it, None if there is none; ForeignObjectError
+    (saying who holds it) if another owner, or nobody Roadie knows, made it."""
+    existing = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
+    if existing is not None and not owned_by(existing, parent):
+        raise ForeignObjectError(
+            f"{manifest['kind']} {manifest['metadata']['name']!r} already exists and belongs to "
+            f"{holder_of(existing)}; delete or rename one of them"
+        )
+    return existing
+
+
 async def apply(manifest: Manifest, parent: Any | None = None) -> Any:
     """Server-side apply, forcing ownership of the fields Roadie sets (it is their one writer).
 
@@ -90,19 +106,21 @@ async def apply(manifest: Manifest, parent: Any | None = None) -> Any:
     """
     obj = codecs.from_dict(manifest)
     if parent is not None:
-        existing = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
-        if existing is not None and not owned_by(existing, parent):
-            raise ForeignObjectError(
-                f"{manifest['kind']} {manifest['metadata']['name']!r} already exists and belongs to "
-                f"{holder_of(existing)}; delete or rename one of them"
-            )
+        await _existing_or_foreign(obj, manifest, parent)
     return await client.get().apply(obj, force=True)
 
 
-async def create_if_absent(manifest: Manifest) -> bool:
-    """Create once and never overwrite (for generated secrets); True if this call created it."""
+async def create_if_absent(manifest: Manifest, parent: Any | None = None) -> bool:
+    """Create once and never overwrite (for generated secrets); True if this call created it.
+
+    With `parent`, the same refusal as `apply`: an existing object `parent` does not own raises
+    ForeignObjectError.
+    """
+    obj = codecs.from_dict(manifest)
+    if parent is not None and await _existing_or_foreign(obj, manifest, parent) is not None:
+        return False
     try:
-        await client.get().create(codecs.from_dict(manifest))
+        await client.get().create(obj)
     except ApiError as error:
         if error.status.code == 409:
             return False

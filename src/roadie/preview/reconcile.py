@@ -27,7 +27,6 @@ from roadie.preview import models as pe_models
 T = TypeVar("T")
 WAIT_REQUEUE = 2.0
 TEARDOWN_REQUEUE = 1.0
-REJECTED = (400, 403, 422)
 
 
 class RejectedError(Exception):
@@ -47,7 +46,7 @@ async def _step(name: str, action: Awaitable[T], *, rejectable: bool = False) ->
     try:
         return await action
     except ApiError as error:
-        if rejectable and error.status.code in REJECTED:
+        if rejectable and error.status.code in core_children.REJECTED:
             raise RejectedError(name, f"the API server refused the {name}: {error.status.message}") from error
         metrics.FAILED.labels(name).inc()
         raise

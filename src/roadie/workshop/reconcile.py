@@ -61,39 +61,44 @@ async def reconcile(body: dict[str, Any]) -> float | None:
     if now >= seen.expires_at:
         await _expire(body, old, seen, now)
         return None
-    _schedule(body, seen.expires_at, seen.created_at, cfg)
-    warning = durations.parse(cfg.expiry_warning)
-    seen.in_warning_window = now >= seen.expires_at - warning
-    seen.deadline_passed = now >= seen.created_at + durations.parse(cfg.provisioning_deadline)
+    warn_at = seen.expires_at - durations.parse(cfg.expiry_warning)
+    deadline = seen.created_at + durations.parse(cfg.provisioning_deadline)
+    _schedule(body, now, seen.expires_at, warn_at, deadline)
+    seen.in_warning_window = now >= warn_at
+    seen.deadline_passed = now >= deadline
 
     if not old.get("phase"):
         # make admission visible: Pending, with the expiry it was given, before any child exists
-        await status_writer.write(ws_models.API, body, status.compute(old, seen, now))
-        old = {**old, **status.compute(old, seen, now)}
+        pending = status.compute(old, seen, now)
+        await status_writer.write(ws_models.API, body, pending)
+        old = {**old, **pending}
 
     try:
         await _apply(body, spec, seen, cfg)
     except core_children.ForeignObjectError as error:
         seen.failure = ("NameConflict", str(error))
     except ApiError as error:
-        if error.status.code in (400, 403, 422):
+        if error.status.code in core_children.REJECTED:
             seen.failure = ("ChildRejected", f"the API server refused a child: {error.status.message}")
         else:
             raise
     return await _finish(body, old, seen, now)
 
 
-def _schedule(body: dict[str, Any], expires_at: datetime.datetime, created_at: datetime.datetime, cfg: Any) -> None:
+def _schedule(
+    body: dict[str, Any],
+    now: datetime.datetime,
+    expires_at: datetime.datetime,
+    warn_at: datetime.datetime,
+    deadline: datetime.datetime,
+) -> None:
+    """Wake this Workshop at each of its deadlines still ahead; the reconcile then acts on it."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     refresh = lambda: controller.fetch_and_run(namespace, name)  # noqa: E731
-    controller.at(namespace, name, "expiry", expires_at, refresh)
-    warn_at = expires_at - durations.parse(cfg.expiry_warning)
-    if warn_at > datetime.datetime.now(datetime.UTC):
-        controller.at(namespace, name, "expiry-warning", warn_at, refresh)
-    deadline = created_at + durations.parse(cfg.provisioning_deadline)
-    if deadline > datetime.datetime.now(datetime.UTC):
-        controller.at(namespace, name, "provisioning-deadline", deadline, refresh)
+    for purpose, when in (("expiry", expires_at), ("expiry-warning", warn_at), ("provisioning-deadline", deadline)):
+        if purpose == "expiry" or when > now:
+            controller.at(namespace, name, purpose, when, refresh)
 
 
 async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: status.Observed, cfg: Any) -> None:
@@ -102,14 +107,7 @@ async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: statu
     keep: set[tuple[str, str]] = set()
     for session in all_sessions:
         secret = children.credentials(body, spec, session, cfg.username, secrets.token_urlsafe(18))
-        existing = await core_children.get_or_none(Secret, session.secret, namespace)
-        if existing is None:
-            await core_children.create_if_absent(secret)
-        elif not core_children.owned_by(existing, body):
-            raise core_children.ForeignObjectError(
-                f"Secret {session.secret!r} already exists and belongs to {core_children.holder_of(existing)}; "
-                "delete or rename one of them"
-            )
+        await core_children.create_if_absent(secret, body)
         claim = await core_children.apply(children.claim(body, spec, session), body)
         deployment = await core_children.apply(children.deployment(body, spec, session, cfg.container_port), body)
         await core_children.apply(children.service(body, spec, session, cfg.container_port), body)
