@@ -234,9 +234,8 @@ def test_a_kind_without_status_has_no_status_subresource() -> None:
 
 
 def test_cluster_scope_optional_spec_and_cel_rules() -> None:
-    rule = {"rule": "self.port > 0", "message": "port must be positive"}
-    crd = crdgen.crd(
-        api.Api(
+    rule = api.CelRule("self.port > 0", "port must be positive")
+    wide = api.Api(
             group="g.dev",
             version="v1",
             kind="Wide",
@@ -247,11 +246,14 @@ def test_cluster_scope_optional_spec_and_cel_rules() -> None:
             categories=(),
             spec_rules=(rule,),
         )
-    )
+    crd = crdgen.crd(wide)
+    hash(wide)  # the client caches a resource class per Api: it must stay hashable with rules
     assert crd["spec"]["scope"] == "Cluster"
     assert "required" not in open_api(crd)
     assert "categories" not in crd["spec"]["names"]
-    assert open_api(crd)["properties"]["spec"]["x-kubernetes-validations"] == [rule]
+    assert open_api(crd)["properties"]["spec"]["x-kubernetes-validations"] == [
+        {"rule": "self.port > 0", "message": "port must be positive"}
+    ]
 
 
 def test_generation_does_not_change_the_model_schema() -> None:

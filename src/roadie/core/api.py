@@ -33,6 +33,31 @@ AGE = PrinterColumn("Age", ".metadata.creationTimestamp", "date")
 
 
 @dataclasses.dataclass(frozen=True)
+class CelRule:
+    """One `x-kubernetes-validations` entry. Frozen (not a dict) so that an `Api` stays hashable:
+    the client caches one resource class per `Api`."""
+
+    rule: str
+    message: str = ""
+    field_path: str = ""
+    reason: str = ""
+    #: a transition rule (uses `oldSelf`) is only checked on updates; see the Kubernetes docs
+    optional_old_self: bool = False
+
+    def manifest(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": self.rule}
+        if self.message:
+            out["message"] = self.message
+        if self.field_path:
+            out["fieldPath"] = self.field_path
+        if self.reason:
+            out["reason"] = self.reason
+        if self.optional_old_self:
+            out["optionalOldSelf"] = True
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
 class Api:
     group: str
     version: str
@@ -46,7 +71,7 @@ class Api:
     printer_columns: tuple[PrinterColumn, ...] = (AGE,)
     spec_required: bool = True
     #: CEL rules on the whole spec (`x-kubernetes-validations`), for rules across fields.
-    spec_rules: tuple[dict[str, str], ...] = ()
+    spec_rules: tuple[CelRule, ...] = ()
 
     @property
     def singular(self) -> str:

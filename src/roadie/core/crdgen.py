@@ -80,7 +80,7 @@ def schema_of(model: type) -> dict[str, Any]:
 def crd(api: api_mod.Api) -> dict[str, Any]:
     spec_schema = schema_of(api.spec)
     if api.spec_rules:
-        spec_schema["x-kubernetes-validations"] = list(api.spec_rules)
+        spec_schema["x-kubernetes-validations"] = [rule.manifest() for rule in api.spec_rules]
     properties: dict[str, Any] = {
         "apiVersion": {"type": "string"},
         "kind": {"type": "string"},
