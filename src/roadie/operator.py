@@ -1,96 +1,110 @@
-"""The operator process: registers each enabled kind's handlers, then runs kopf.
+"""The operator process: the enabled kinds' controllers, their informers and work queues, the
+deadline scheduler, and the probe and metrics endpoints, in one asyncio loop.
 
-Process-wide set-up happens in kopf's startup handler, not at import: the shared client, the
-deadline scheduler, the probe and metrics endpoints, and kopf's own settings (no progress kept in
-annotations; Roadie's state lives in each object's status).
+Process-wide set-up happens here when the operator starts, never at import. SIGTERM and SIGINT
+stop it cleanly: workers and watches are cancelled, the client closed. A restart resumes from
+the API alone: the first listing of every informer queues every object, and each reconcile
+schedules its deadlines again from the object's spec and status.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime
+import json
 import logging
 import pathlib
+import signal
 from typing import Any
-
-import kopf
 
 from roadie import catalog
 from roadie import settings as settings_mod
-from roadie.core import client, probes, schedule
+from roadie.core import client, manager, probes, schedule
 
 log = logging.getLogger("roadie")
 
 
-def _configure_logging(cfg: settings_mod.OperatorSettings) -> None:
-    """kopf's own formatters (JSON carries each object's namespace and name as fields)."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the fields log shippers index (time, level, logger, msg)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for extra in ("namespace", "name", "kind"):
+            if hasattr(record, extra):
+                entry[extra] = getattr(record, extra)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(cfg: settings_mod.OperatorSettings) -> None:
     level = getattr(logging, cfg.log_level.upper(), logging.INFO)
-    log_format = kopf.LogFormat.JSON if cfg.log_format == "json" else kopf.LogFormat.FULL
-    kopf.configure(debug=level <= logging.DEBUG, log_format=log_format)
-    logging.getLogger().setLevel(level)
-    for noisy in ("httpx", "httpx2", "aiohttp.access"):
+    handler = logging.StreamHandler()
+    if cfg.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("[%(asctime)s] %(levelname)-8s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpx2", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if level > logging.DEBUG:  # kopf reports every handler call on this logger; Roadie logs what matters
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
-def build_registry(cfg: settings_mod.Settings) -> kopf.OperatorRegistry:
-    registry = kopf.get_default_registry()
-    for kind in catalog.enabled(cfg.operator.controllers):
-        kind.register()
+async def serve(cfg: settings_mod.Settings, stop: asyncio.Event) -> None:
+    """Run every enabled controller until `stop` is set."""
+    op = cfg.operator
+    schedule.reset()
+    sched = schedule.get()
+    sched.start()
+    kubeconfig = pathlib.Path(op.kubeconfig) if op.kubeconfig else None
+    client.connect(kubeconfig, qps=op.api_qps, burst=op.api_burst)
+    controllers = []
+    for kind in catalog.enabled(op.controllers):
+        for controller in kind.controllers():
+            controller.configure(resync_seconds=op.resync_seconds, workers=op.workers)
+            controllers.append(controller)
         log.info("controller %s enabled", kind.controller)
-
-    @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, memo: Any, **_: Any) -> None:
-        settings.posting.level = logging.WARNING
-        settings.watching.server_timeout = 300
-        settings.watching.reconnect_backoff = 1.0
-        settings.batching.worker_limit = 50
-        settings.persistence.progress_storage = kopf.StatusProgressStorage(field="status.kopf.progress")
-        settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(field="status.kopf.diffbase")
-        kubeconfig = pathlib.Path(cfg.operator.kubeconfig) if cfg.operator.kubeconfig else None
-        client.connect(kubeconfig)
-        memo.scheduler_task = asyncio.create_task(schedule.get().run(), name="roadie-scheduler")
-        memo.runners = await probes.serve(cfg.operator.host, cfg.operator.metrics_port, cfg.operator.health_port)
-
-    @kopf.on.probe(registry=registry, id="api")
-    async def api_probe(**_: Any) -> str:
-        return "ok"
-
-    @kopf.on.cleanup(registry=registry)
-    async def cleanup(memo: Any, **_: Any) -> None:
+    mgr = manager.Manager(client.http(), controllers, namespaces=op.namespaces, watch_timeout=op.watch_timeout)
+    probes.add_check(mgr.problems)
+    probes.add_check(lambda: [] if sched.healthy else ["the deadline scheduler stopped"])
+    runners = await probes.serve(op.host, op.metrics_port, op.health_port)
+    try:
+        starting = asyncio.create_task(mgr.start(sync_timeout=None))
+        await asyncio.wait([starting, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            probes.set_ready(True)
+            log.info("operator ready: controllers %s", ", ".join(op.controllers))
+            await stop.wait()
+        else:
+            starting.cancel()
+    finally:
         probes.set_ready(False)
-        task = getattr(memo, "scheduler_task", None)
-        if task is not None:
-            task.cancel()
-        for runner in getattr(memo, "runners", []):
+        log.info("operator stopping")
+        await mgr.stop()
+        for runner in runners:
             await runner.cleanup()
+        await sched.stop()
         await client.close()
-
-    return registry
 
 
 def run(cfg: settings_mod.Settings) -> None:
     settings_mod.use(cfg)
-    _configure_logging(cfg.operator)
-    registry = build_registry(cfg)
-    ready = asyncio.Event()
+    configure_logging(cfg.operator)
 
     async def main() -> None:
-        async def mark_ready() -> None:
-            await ready.wait()
-            probes.set_ready(True)
-            log.info("operator ready: controllers %s", ", ".join(cfg.operator.controllers))
-
-        waiter = asyncio.create_task(mark_ready())
-        try:
-            await kopf.operator(
-                registry=registry,
-                standalone=True,
-                clusterwide=not cfg.operator.namespaces,
-                namespaces=cfg.operator.namespaces,
-                ready_flag=ready,
-            )
-        finally:
-            waiter.cancel()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        await serve(cfg, stop)
 
     asyncio.run(main())

@@ -25,8 +25,16 @@ class OperatorSettings:
     host: str = "0.0.0.0"
     metrics_port: int = 8080
     health_port: int = 8081
-    resync_seconds: float = 60.0
+    #: every object is reconciled this often even if nothing changed (spread evenly over the period)
+    resync_seconds: float = 600.0
     kubeconfig: str = ""
+    #: client-side rate limit of API requests (client-go's QPS and burst); 0: unlimited
+    api_qps: float = 200.0
+    api_burst: int = 400
+    #: reconcile workers per kind (asyncio tasks)
+    workers: int = 16
+    #: seconds a watch stays open before it is renewed (from the last version seen)
+    watch_timeout: int = 300
 
 
 @dataclasses.dataclass
@@ -41,6 +49,14 @@ class WorkshopSettings:
     username: str = "rstudio"
     #: Scheme of ingress URLs written to status.
     url_scheme: str = "http"
+    #: The RStudio pod's security context: `baseline` (root init with a few capabilities, what the
+    #: stock rocker and Bioconductor images need) or `restricted` (uid 1000, for non-root images).
+    pod_security: str = "baseline"
+    #: Glob patterns an `ingress.annotations` key must match to be copied onto the Ingress.
+    ingress_annotations_allowed: tuple[str, ...] = ("*",)
+    #: Glob patterns refused even when allowed: configuration injected into the ingress controller
+    #: (ingress-nginx snippets, CVE-2021-25742; NGINX Inc's `nginx.org/*-snippets`).
+    ingress_annotations_refused: tuple[str, ...] = ("*-snippet", "*-snippets")
 
 
 @dataclasses.dataclass
@@ -61,6 +77,11 @@ class PreviewSettings:
     quota_memory: str = "2Gi"
     quota_pods: str = "10"
     namespace_prefix: str = "preview-pr-"
+    #: ClusterIssuers an object may name in `cluster_issuer`, besides `cluster_issuer` itself.
+    allowed_cluster_issuers: tuple[str, ...] = ()
+    #: Base domains (glob patterns, e.g. `*.preview.example.com`) an object may name in
+    #: `base_domain`, besides `base_domain` itself.
+    allowed_base_domains: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass

@@ -1,58 +1,25 @@
-"""The reconcile's readings of a Deployment, without a cluster: `Ready` only once a rollout is
-complete (so a new tag is not reported as serving while the old pod still is), and the causes a
-Deployment reports when no pod can be made (a quota refusal never shows on a pod); and which
-errors are retried and which make the object `Failed`, each counted once under its step."""
+"""The reconcile's judgements without a cluster: a rollout stuck past the Deployment's own
+progress deadline fails the object, and which errors are retried and which make the object
+`Failed`, each counted once under its step."""
 
 from __future__ import annotations
 
 import pytest
 from lightkube.core.exceptions import ApiError
-from lightkube.models.apps_v1 import DeploymentCondition, DeploymentSpec, DeploymentStatus
-from lightkube.models.core_v1 import PodTemplateSpec
-from lightkube.models.meta_v1 import LabelSelector, ObjectMeta, Status
-from lightkube.resources.apps_v1 import Deployment
+from lightkube.models.meta_v1 import Status
 
 from roadie.preview import metrics, reconcile
 
 
-def _deployment(generation: int = 2, **status: object) -> Deployment:
-    return Deployment(
-        metadata=ObjectMeta(name="pr-1-app", generation=generation),
-        spec=DeploymentSpec(replicas=1, selector=LabelSelector(matchLabels={"app": "x"}), template=PodTemplateSpec()),
-        status=DeploymentStatus(**status) if status else None,  # type: ignore[arg-type]
-    )
+def _deployment(**conditions: str) -> dict[str, object]:
+    conds = [{"type": "Progressing", "status": "False", "reason": reason} for reason in conditions.values()]
+    return {"metadata": {"name": "pr-1-app", "generation": 1}, "status": {"conditions": conds}}
 
 
-def test_available_once_the_rollout_is_complete() -> None:
-    done = _deployment(observedGeneration=2, replicas=1, updatedReplicas=1, availableReplicas=1)
-    assert reconcile.available(done)
-
-
-def test_not_available_while_the_controller_has_not_seen_the_new_spec() -> None:
-    stale = _deployment(observedGeneration=1, replicas=1, updatedReplicas=1, availableReplicas=1)
-    assert not reconcile.available(stale)
-
-
-def test_not_available_while_an_old_pod_still_serves() -> None:
-    rolling = _deployment(observedGeneration=2, replicas=2, updatedReplicas=1, availableReplicas=1)
-    assert not reconcile.available(rolling)
-
-
-def test_not_available_without_status_or_deployment() -> None:
-    assert not reconcile.available(_deployment())
-    assert not reconcile.available(None)
-
-
-def test_quota_refusal_and_stalled_progress_are_reported() -> None:
-    conditions = [
-        DeploymentCondition(type="Available", status="False", reason="MinimumReplicasUnavailable"),
-        DeploymentCondition(type="ReplicaFailure", status="True", reason="FailedCreate", message="exceeded quota"),
-        DeploymentCondition(type="Progressing", status="False", reason="ProgressDeadlineExceeded", message="slow"),
-    ]
-    problems = reconcile.deployment_problems(_deployment(conditions=conditions))
-    assert len(problems) == 2
-    assert "exceeded quota" in problems[0] and "ProgressDeadlineExceeded" in problems[1]
-    assert reconcile.deployment_problems(_deployment()) == []
+def test_a_rollout_past_the_deployments_progress_deadline_is_a_lasting_failure() -> None:
+    assert reconcile._past_progress_deadline(_deployment(progressing="ProgressDeadlineExceeded"))
+    assert not reconcile._past_progress_deadline(_deployment(progressing="ReplicaSetUpdated"))
+    assert not reconcile._past_progress_deadline(None)
 
 
 def _api_error(code: int) -> ApiError:

@@ -124,3 +124,33 @@ def test_loads_are_independent() -> None:
     changed = settings.load(env={"ROADIE_OPERATOR_NAMESPACES": "a"})
     assert settings.load(env={}).operator.namespaces == ()
     assert changed.operator.namespaces == ("a",)
+
+
+def test_security_defaults_start_the_seed_images_and_refuse_snippets() -> None:
+    loaded = settings.load(env={})
+    assert loaded.workshop.pod_security == "baseline"
+    assert loaded.workshop.ingress_annotations_allowed == ("*",)
+    assert loaded.workshop.ingress_annotations_refused == ("*-snippet", "*-snippets")
+    assert loaded.preview.allowed_cluster_issuers == ()
+    assert loaded.preview.allowed_base_domains == ()
+
+
+def test_security_settings_are_read_from_their_variables() -> None:
+    env = {
+        "ROADIE_WORKSHOP_POD_SECURITY": "restricted",
+        "ROADIE_WORKSHOP_INGRESS_ANNOTATIONS_ALLOWED": "cert-manager.io/*, kubernetes.io/ingress.class",
+        "ROADIE_WORKSHOP_INGRESS_ANNOTATIONS_REFUSED": "*-snippet,*auth-url",
+        "ROADIE_PREVIEW_ALLOWED_CLUSTER_ISSUERS": "letsencrypt-staging",
+        "ROADIE_PREVIEW_ALLOWED_BASE_DOMAINS": "*.preview.example.com,preview.example.org",
+    }
+    loaded = settings.load(env=env)
+    assert loaded.workshop.pod_security == "restricted"
+    assert loaded.workshop.ingress_annotations_allowed == ("cert-manager.io/*", "kubernetes.io/ingress.class")
+    assert loaded.workshop.ingress_annotations_refused == ("*-snippet", "*auth-url")
+    assert loaded.preview.allowed_cluster_issuers == ("letsencrypt-staging",)
+    assert loaded.preview.allowed_base_domains == ("*.preview.example.com", "preview.example.org")
+
+
+def test_an_empty_variable_empties_an_allowlist() -> None:
+    loaded = settings.load(env={"ROADIE_WORKSHOP_INGRESS_ANNOTATIONS_ALLOWED": ""})
+    assert loaded.workshop.ingress_annotations_allowed == ()

@@ -2,8 +2,8 @@
 
 Existing workshops, dashboards and scripts depend on the seed's names (`<name>-deployment`, ...)
 and labels (`app`, `component`, `workshop`); garbage collection depends on the owner reference;
-the API server's restricted Pod Security admission refuses a pod without a non-root, no-privilege
-security context; and a participant reaches RStudio only through the right service, host and
+the API server's Pod Security admission refuses a pod whose security context does not meet the
+level it is built for; and a participant reaches RStudio only through the right service, host and
 password. All of that is decided here, so it is checked here, without a cluster.
 """
 
@@ -196,20 +196,39 @@ def test_container_resources_default_to_the_seeds() -> None:
     }
 
 
-def test_pod_meets_the_restricted_pod_security_standard() -> None:
+def test_by_default_the_pod_runs_the_images_root_init_with_only_the_capabilities_it_needs() -> None:
     workshop = spec()
     deployment = children.deployment(body(), workshop, first(workshop), PORT)
     pod = deployment["spec"]["template"]["spec"]
-    rstudio = container(deployment)
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"].get("runAsUser", 1) != 0
-    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    assert rstudio["securityContext"]["allowPrivilegeEscalation"] is False
-    assert rstudio["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    assert "add" not in rstudio["securityContext"]["capabilities"]
-    assert rstudio["securityContext"].get("privileged") is not True
-    assert rstudio["securityContext"].get("runAsUser", 1) != 0
+    rstudio = container(deployment)["securityContext"]
+    assert "runAsNonRoot" not in pod["securityContext"] and "runAsUser" not in pod["securityContext"]
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["fsGroup"] == 1000, "the rstudio user must be able to write its home"
+    assert rstudio["allowPrivilegeEscalation"] is False
+    assert rstudio["capabilities"]["drop"] == ["ALL"]
+    assert sorted(rstudio["capabilities"]["add"]) == ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]
+    assert rstudio.get("privileged") is not True
     assert pod["automountServiceAccountToken"] is False
+
+
+def test_the_restricted_level_runs_as_uid_1000_with_no_capability() -> None:
+    workshop = spec()
+    deployment = children.deployment(body(), workshop, first(workshop), PORT, pod_security=children.RESTRICTED)
+    pod = deployment["spec"]["template"]["spec"]
+    rstudio = container(deployment)["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 1000
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert rstudio["allowPrivilegeEscalation"] is False
+    assert rstudio["capabilities"] == {"drop": ["ALL"]}
+    assert rstudio["runAsNonRoot"] is True
+    assert pod["automountServiceAccountToken"] is False
+
+
+def test_an_unknown_pod_security_level_is_refused_with_the_setting_named() -> None:
+    workshop = spec()
+    with pytest.raises(ValueError, match="ROADIE_WORKSHOP_POD_SECURITY"):
+        children.deployment(body(), workshop, first(workshop), PORT, pod_security="privileged")
 
 
 def test_password_comes_from_the_sessions_secret_and_auth_stays_on() -> None:

@@ -23,8 +23,11 @@ def run(
     health_port: Annotated[int | None, typer.Option(help="Port of /healthz and /readyz (0: off).")] = None,
     resync_seconds: Annotated[float | None, typer.Option(help="Full reconcile of every object this often.")] = None,
     kubeconfig: Annotated[str, typer.Option(help="Kubeconfig file; default $KUBECONFIG or in-cluster.")] = "",
+    api_qps: Annotated[float | None, typer.Option(help="Client-side limit of API requests a second (0: none).")] = None,
+    api_burst: Annotated[int | None, typer.Option(help="Requests allowed at once above the rate.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Reconcile workers per kind.")] = None,
 ) -> None:
-    """Run the operator (kopf) with the chosen controllers."""
+    """Run the operator with the chosen controllers."""
     cfg = settings_mod.load()
     op = cfg.operator
     if controllers:
@@ -47,7 +50,13 @@ def run(
         op.resync_seconds = resync_seconds
     if kubeconfig:
         op.kubeconfig = kubeconfig
-    from roadie import operator  # the operator's imports (kopf) are only paid by `run`
+    if api_qps is not None:
+        op.api_qps = api_qps
+    if api_burst is not None:
+        op.api_burst = api_burst
+    if workers is not None:
+        op.workers = workers
+    from roadie import operator  # the operator's imports are only paid by `run`
 
     operator.run(cfg)
 

@@ -1,8 +1,13 @@
-"""Writing children: server-side apply under one field manager, owner references, parent pointers.
+"""Writing children: owner references, parent pointers, and writes that skip what is already so.
 
 Builders in each kind are pure functions that return plain manifests; this module is the only
-place that turns them into API calls. Apply is idempotent by construction, so a reconcile killed
-at any line and run again converges on the same objects, never on duplicates.
+place that turns them into API calls. A child that the cache holds and that already carries every
+field the manifest sets is left alone (no request at all); one that differs is server-side
+applied under the field manager `roadie`; one the cache does not hold is created, never applied,
+so an object of that name that someone else made is refused rather than taken over. Every write's
+response goes back into the cache, so the next reconcile reads what was just written. Apply and
+create are idempotent here, so a reconcile killed at any line and run again converges on the same
+objects, never on duplicates.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ from typing import Any
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 
-from roadie.core import client, labels
+from roadie.core import cache, client, labels, sources
 
 Manifest = dict[str, Any]
+Body = dict[str, Any]
 
 
 def owner_reference(body: Any, *, controller: bool = True) -> dict[str, Any]:
-    """An ownerReference to `body` (a kopf body or a plain dict), blocking owner deletion."""
+    """An ownerReference to `body` (a plain dict), blocking owner deletion."""
     return {
         "apiVersion": body["apiVersion"],
         "kind": body["kind"],
@@ -64,50 +70,126 @@ class ForeignObjectError(Exception):
     """A child's name is taken by an object this parent does not own; nothing was changed."""
 
 
-def holder_of(existing: Any) -> str:
+def _meta(obj: Any) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def holder_of(existing: Body) -> str:
     """Who holds an object, in words: its controller owner, Roadie's parent pointer, or nobody."""
-    meta = existing.metadata
-    for ref in meta.ownerReferences or []:
-        if ref.controller:
-            return f"{ref.kind} {ref.name!r}"
-    pointer = labels.parse_parent_ref((meta.annotations or {}).get(labels.PARENT))
+    meta = _meta(existing)
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return f"{ref.get('kind')} {ref.get('name')!r}"
+    pointer = labels.parse_parent_ref((meta.get("annotations") or {}).get(labels.PARENT))
     if pointer:
         return f"{pointer[0]} {pointer[2]!r}"
     return "no Roadie object (it was made by someone else)"
 
 
-def owned_by(existing: Any, parent: Any) -> bool:
+def owned_by(existing: Body, parent: Any) -> bool:
     uid = parent["metadata"]["uid"]
-    return any(ref.uid == uid for ref in existing.metadata.ownerReferences or [])
+    return any(ref.get("uid") == uid for ref in _meta(existing).get("ownerReferences") or [])
 
 
 #: Status codes with which the API server refuses a child as built: no retry will change them.
 REJECTED = (400, 403, 422)
 
 
-async def _existing_or_foreign(obj: Any, manifest: Manifest, parent: Any) -> Any:
-    """The object of that name if `parent` owns it, None if there is none; ForeignObjectError
-    (saying who holds it) if another owner, or nobody Roadie knows, made it."""
-    existing = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
-    if existing is not None and not owned_by(existing, parent):
-        raise ForeignObjectError(
-            f"{manifest['kind']} {manifest['metadata']['name']!r} already exists and belongs to "
-            f"{holder_of(existing)}; delete or rename one of them"
-        )
-    return existing
+def satisfied(desired: Any, live: Any) -> bool:
+    """True if `live` already holds every value `desired` sets (what the API server added, such
+    as defaults and status, is ignored): the test for skipping a write."""
+    if isinstance(desired, dict):
+        if not isinstance(live, dict):
+            return False
+        return all(satisfied(value, live.get(key)) for key, value in desired.items())
+    if isinstance(desired, list):
+        if not isinstance(live, list) or len(desired) != len(live):
+            return False
+        return all(satisfied(d, v) for d, v in zip(desired, live, strict=True))
+    if isinstance(desired, bool) or isinstance(live, bool):
+        return desired is live
+    if (
+        isinstance(desired, int | float | str)
+        and isinstance(live, int | float | str)
+        and type(desired) is not type(live)
+    ):
+        return str(desired) == str(live)  # a quantity written as 2 and read back as "2"
+    return bool(desired == live)
 
 
-async def apply(manifest: Manifest, parent: Any | None = None) -> Any:
-    """Server-side apply, forcing ownership of the fields Roadie sets (it is their one writer).
+def _as_dict(obj: Any) -> Body:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
-    With `parent`, an object of that name that exists and is not owned by `parent` is left
-    untouched and ForeignObjectError says who holds it: Roadie never takes over what another
-    user, or another workshop, made.
+
+def _foreign(manifest: Manifest, existing: Body) -> ForeignObjectError:
+    return ForeignObjectError(
+        f"{manifest['kind']} {manifest['metadata']['name']!r} already exists and belongs to "
+        f"{holder_of(existing)}; delete or rename one of them"
+    )
+
+
+def cached(manifest: Manifest) -> Body | None:
+    source = sources.for_manifest(manifest)
+    meta = manifest["metadata"]
+    return cache.get(source, meta.get("namespace"), meta["name"]) if source else None
+
+
+def _point_pods(manifest: Manifest) -> Manifest:
+    """Give a workload's pod template the parent pointer too, so its pods' events (an image that
+    will not pull, a crash) wake the parent at once, like any other child's."""
+    template = (manifest.get("spec") or {}).get("template")
+    pointer = ((manifest.get("metadata") or {}).get("annotations") or {}).get(labels.PARENT)
+    if not isinstance(template, dict) or not pointer:
+        return manifest
+    meta = template.get("metadata") or {}
+    if (meta.get("annotations") or {}).get(labels.PARENT) == pointer:
+        return manifest
+    meta = {**meta, "annotations": {**(meta.get("annotations") or {}), labels.PARENT: pointer}}
+    return {**manifest, "spec": {**manifest["spec"], "template": {**template, "metadata": meta}}}
+
+
+async def apply(manifest: Manifest, parent: Any | None = None) -> Body:
+    """Make the child as `manifest` says, with as few requests as that takes (often none).
+
+    With `parent`, an object of that name that `parent` does not own is left untouched and
+    ForeignObjectError says who holds it: Roadie never takes over what another user, or another
+    parent, made.
     """
+    manifest = _point_pods(manifest)
+    source = sources.for_manifest(manifest)
+    watched = source is not None and cache.watched(source)
+    existing = cached(manifest) if watched else None
+    if existing is not None:
+        if parent is not None and not owned_by(existing, parent):
+            raise _foreign(manifest, existing)
+        if satisfied(manifest, existing):
+            return existing
+    elif parent is not None:
+        created = await _create_or_existing(manifest, parent)
+        if created is not None:
+            return created
+    result = _as_dict(await client.get().apply(codecs.from_dict(manifest), force=True))
+    if source is not None:
+        cache.observe(source, result)
+    return result
+
+
+async def _create_or_existing(manifest: Manifest, parent: Any) -> Body | None:
+    """Create the child; None if it already existed and is `parent`'s (the cache was behind)."""
     obj = codecs.from_dict(manifest)
-    if parent is not None:
-        await _existing_or_foreign(obj, manifest, parent)
-    return await client.get().apply(obj, force=True)
+    try:
+        created = _as_dict(await client.get().create(obj))
+    except ApiError as error:
+        if error.status.code != 409:
+            raise
+        existing = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
+        if existing is not None and not owned_by(existing, parent):
+            raise _foreign(manifest, existing) from error
+        return None
+    source = sources.for_manifest(manifest)
+    if source is not None:
+        cache.observe(source, created)
+    return created
 
 
 async def create_if_absent(manifest: Manifest, parent: Any | None = None) -> bool:
@@ -116,15 +198,25 @@ async def create_if_absent(manifest: Manifest, parent: Any | None = None) -> boo
     With `parent`, the same refusal as `apply`: an existing object `parent` does not own raises
     ForeignObjectError.
     """
-    obj = codecs.from_dict(manifest)
-    if parent is not None and await _existing_or_foreign(obj, manifest, parent) is not None:
+    existing = cached(manifest)
+    if existing is not None:
+        if parent is not None and not owned_by(existing, parent):
+            raise _foreign(manifest, existing)
         return False
+    obj = codecs.from_dict(manifest)
     try:
-        await client.get().create(obj)
+        created = _as_dict(await client.get().create(obj))
     except ApiError as error:
-        if error.status.code == 409:
-            return False
-        raise
+        if error.status.code != 409:
+            raise
+        if parent is not None:
+            found = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
+            if found is not None and not owned_by(found, parent):
+                raise _foreign(manifest, found) from error
+        return False
+    source = sources.for_manifest(manifest)
+    if source is not None:
+        cache.observe(source, created)
     return True
 
 
@@ -139,33 +231,29 @@ async def delete(resource: Any, name: str, namespace: str | None = None, **optio
     return True
 
 
-async def get_or_none(resource: Any, name: str, namespace: str | None = None) -> Any:
+async def get_or_none(resource: Any, name: str, namespace: str | None = None) -> Body | None:
+    """A GET, for what no informer holds (an object someone else made); None if absent."""
     try:
-        return await client.get().get(resource, name, namespace=namespace)
+        return _as_dict(await client.get().get(resource, name, namespace=namespace))
     except ApiError as error:
         if error.status.code == 404:
             return None
         raise
 
 
-async def prune(
-    resources: list[Any],
-    namespace: str,
-    instance_labels: dict[str, Any],
-    keep: set[tuple[str, str]],
-    parent: Any,
-) -> list[str]:
-    """Delete children of `parent` (by label, and only those it owns) that are no longer wanted.
+async def prune(kinds: dict[Any, Any], keep: set[tuple[str, str]], parent: Any) -> list[str]:
+    """Delete cached children of `parent` (only those it owns) that are no longer wanted.
 
-    `keep` holds (kind, name) pairs; this is how shrinking a spec removes what it no longer asks
-    for, without touching anything another object owns.
+    `kinds` maps each child Source to its lightkube resource; `keep` holds (kind, name) pairs.
+    This is how shrinking a spec removes what it no longer asks for, reading the cache, never
+    listing, and never touching anything another object owns.
     """
     deleted: list[str] = []
-    for resource in resources:
-        async for obj in client.get().list(resource, namespace=namespace, labels=instance_labels):
-            kind = resource.__name__
-            if (kind, obj.metadata.name) in keep or not owned_by(obj, parent):
+    for source, resource in kinds.items():
+        for obj in cache.children(source, parent):
+            meta = obj["metadata"]
+            if (source.kind, meta["name"]) in keep or not owned_by(obj, parent) or meta.get("deletionTimestamp"):
                 continue
-            if await delete(resource, obj.metadata.name, namespace):
-                deleted.append(f"{kind}/{obj.metadata.name}")
+            if await delete(resource, meta["name"], meta.get("namespace")):
+                deleted.append(f"{source.kind}/{meta['name']}")
     return deleted

@@ -3,6 +3,8 @@
 lightkube's AsyncClient: typed models for the built-in kinds, generic resources for CRDs, and
 server-side apply as a first-class call, all on an async HTTP stack, so no handler ever blocks the
 event loop on I/O. Every write carries the same field manager, so `managedFields` show one owner.
+The informers stream their lists and watches over the same HTTP client, so one kubeconfig (exec
+plugins included), one connection pool and one client-side rate limit serve every request.
 """
 
 from __future__ import annotations
@@ -15,18 +17,27 @@ import lightkube
 from lightkube import generic_resource
 
 from roadie.core import api as api_mod
+from roadie.core import ratelimit
 
 FIELD_MANAGER = "roadie"
 
 _client: lightkube.AsyncClient | None = None
 
 
-def connect(kubeconfig: pathlib.Path | None = None) -> lightkube.AsyncClient:
-    """Build the shared client (from a kubeconfig file, $KUBECONFIG or the in-cluster account)."""
+def connect(kubeconfig: pathlib.Path | None = None, *, qps: float = 0.0, burst: int = 0) -> lightkube.AsyncClient:
+    """Build the shared client (from a kubeconfig file, $KUBECONFIG or the in-cluster account),
+    with a client-side rate limit of `qps` requests a second and bursts of `burst` (0: none)."""
     global _client
     config = lightkube.KubeConfig.from_file(kubeconfig) if kubeconfig else None
     _client = lightkube.AsyncClient(config=config, field_manager=FIELD_MANAGER)
+    ratelimit.install(http(), ratelimit.TokenBucket(qps, burst or max(1, int(qps * 2))))
     return _client
+
+
+def http() -> Any:
+    """The HTTP client under lightkube's (base URL, credentials and TLS from the kubeconfig): the
+    informers speak the list/watch protocol over it directly, as plain JSON."""
+    return get()._client._client
 
 
 def get() -> lightkube.AsyncClient:

@@ -1,173 +1,169 @@
-"""The reconcile loop every kind shares, wired into kopf.
+"""One controller per kind: its reconcile, the children it watches, and its work queue.
 
-Each kind supplies one level-based `reconcile(body)`; this module calls it for every watch event
-of the kind (the initial listing at startup included, which is how a restarted operator resumes),
-for every change of a child it made (so a deleted Deployment is put back at once), on a resync
-deadline after each reconcile, and when a deadline the reconcile asked for comes due. The resync
-is a deadline in the core scheduler rather than a kopf timer, because kopf guards its timers with
-a finalizer, which would leave objects undeletable while the operator is away. Reconciles of one object never
-overlap; a failing one is retried with capped exponential backoff. Nothing is stored in
-annotations: kopf's `on.event` and timers keep no progress state.
+A kind supplies one level-based `reconcile(body)`; the controller runs it from its work queue
+whenever the object changes (beyond the operator's own status write), a child it made changes, a
+deadline it asked for comes due, or its resync comes round. The object is read from the cache, so
+a reconcile reads memory; the kind writes through `roadie.core.children` and `core.status`, whose
+responses go back into the cache. The resync is spread evenly over its period by each object's
+uid, so ten thousand objects do not wake together. Nothing is stored in annotations.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import dataclasses
 import logging
-import random
 import time
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-import kopf
 from lightkube.core.exceptions import ApiError
 
 from roadie.core import api as api_mod
-from roadie.core import client, labels, metrics, schedule
+from roadie.core import cache, metrics, schedule, sources, workqueue
+from roadie.core.informer import Indexer, Source
 
 Body = dict[str, Any]
-#: A reconcile returns seconds until it wants to run again (None: only on the next change).
+#: A reconcile returns seconds until it wants to run again, None (only on the next change), or WAIT.
 Reconcile = Callable[[Body], Awaitable[float | None]]
 Cleanup = Callable[[Body], Awaitable[None]]
+WAIT = workqueue.WAIT
 
 log = logging.getLogger(__name__)
-MAX_BACKOFF = 60.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ChildKind:
-    group: str
-    version: str
-    plural: str
 
 
 @dataclasses.dataclass
 class Controller:
     api: api_mod.Api
     reconcile: Reconcile
-    children: tuple[ChildKind, ...] = ()
+    #: the resources this kind creates; their events wake the parent named by `roadie.dev/parent`
+    children: tuple[Source, ...] = ()
+    #: called once the object is gone from the API (after finalizers), for in-memory clean-up
     deleted: Cleanup | None = None
-    resync_seconds: float = 60.0
-    _locks: dict[tuple[str, str], asyncio.Lock] = dataclasses.field(default_factory=dict)
-    _failures: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    #: extra indexes on this kind's own cache (name -> values of an object)
+    indexes: dict[str, Indexer] = dataclasses.field(default_factory=dict)
+    resync_seconds: float = 600.0
+    workers: int = 16
+    queue: workqueue.WorkQueue = dataclasses.field(init=False)
+    _cleanups: set[asyncio.Task[None]] = dataclasses.field(init=False, default_factory=set)
 
-    def key(self, namespace: str | None, name: str) -> tuple[str, str, str]:
-        return (self.api.kind, namespace or "", name)
+    def __post_init__(self) -> None:
+        self.queue = workqueue.WorkQueue(self.api.kind, self._handle, workers=self.workers)
 
-    async def run(self, body: Body) -> None:
-        """Reconcile one object now, serialised per object, with retry on failure.
+    def configure(self, *, resync_seconds: float, workers: int) -> None:
+        self.resync_seconds = resync_seconds
+        self.workers = workers
+        self.queue = workqueue.WorkQueue(self.api.kind, self._handle, workers=workers)
 
-        The object is read afresh under the lock: watch events queue up, and a reconcile that
-        acted on a stale copy would announce again what the previous one already announced.
-        """
-        meta = body["metadata"]
-        namespace, name = meta.get("namespace") or "", meta["name"]
-        lock = self._locks.setdefault((namespace, name), asyncio.Lock())
-        async with lock:
-            started = time.monotonic()
-            try:
-                fresh = await self.fetch(namespace, name)
-                if fresh is None:
-                    return
-                again = await self.reconcile(fresh)
-            except Exception as error:
-                failures = self._failures.get((namespace, name), 0) + 1
-                self._failures[(namespace, name)] = failures
-                delay = min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 10))
-                level = logging.INFO if _is_conflict(error) else logging.ERROR
-                log.log(
-                    level,
-                    "reconcile of %s %s/%s failed (retry in %.1fs): %s",
-                    *(self.api.kind, namespace, name, delay, error),
-                    exc_info=level == logging.ERROR,
-                )
-                metrics.RECONCILES.labels(self.api.kind, "error").inc()
-                self.requeue(namespace, name, delay)
-                return
-            finally:
-                metrics.RECONCILE_SECONDS.labels(self.api.kind).observe(time.monotonic() - started)
-            self._failures.pop((namespace, name), None)
-            metrics.RECONCILES.labels(self.api.kind, "ok").inc()
-            # the resync: the shortest wait wins; jitter keeps thousands of objects from waking at once
-            resync = self.resync_seconds * random.uniform(0.9, 1.1)
-            self.requeue(namespace, name, resync if again is None else min(again, resync))
+    @property
+    def source(self) -> Source:
+        return sources.of_api(self.api)
 
-    def requeue(self, namespace: str | None, name: str, delay: float) -> None:
-        """Reconcile the latest version of the object after `delay` seconds."""
-        sched = schedule.get()
-        sched.at(
-            (*self.key(namespace, name), "requeue"), time.time() + delay, lambda: self.fetch_and_run(namespace, name)
-        )
-        metrics.DEADLINES.set(len(sched))
+    # -- what kinds call -----------------------------------------------------------------------
+    def get(self, namespace: str | None, name: str) -> Body | None:
+        return cache.get(self.source, namespace, name)
+
+    def requeue(self, namespace: str | None, name: str, delay: float = 0.0) -> None:
+        """Reconcile the object (as the cache holds it then) after `delay` seconds."""
+        self.queue.add_after((namespace or "", name), delay)
 
     def at(
-        self, namespace: str | None, name: str, purpose: str, when: Any, action: Callable[[], Awaitable[None]]
+        self,
+        namespace: str | None,
+        name: str,
+        purpose: str,
+        when: Any,
+        action: Callable[[], Awaitable[None] | None] | None = None,
     ) -> None:
-        """Schedule a kind-specific action (an expiry, a warning) for this object."""
-        sched = schedule.get()
-        sched.at((*self.key(namespace, name), purpose), when, action)
-        metrics.DEADLINES.set(len(sched))
+        """At `when` (exactly: the core scheduler fires then), reconcile the object, or run
+        `action`; one entry per purpose, replaced when scheduled again."""
+        key = (namespace or "", name)
+        callback = action or (lambda: self.queue.add(key))
+        schedule.get().at((self.api.kind, key, purpose), when, callback)
 
-    async def fetch(self, namespace: str | None, name: str) -> Body | None:
+    def cancel(self, namespace: str | None, name: str, purpose: str) -> None:
+        schedule.get().cancel((self.api.kind, (namespace or "", name), purpose))
+
+    # -- what the manager calls ----------------------------------------------------------------
+    def on_event(self, kind: str, obj: Body, old: Body | None) -> None:
+        key = (obj["metadata"].get("namespace") or "", obj["metadata"]["name"])
+        if kind == "DELETED":
+            self.queue.forget(key)
+            if self.deleted is not None:
+                self.queue_cleanup(obj)
+            return
+        if old is not None and not significant(old, obj):
+            return  # only status or bookkeeping changed: the echo of a status write
+        self.queue.add(key)
+
+    def on_child(self, namespace: str | None, name: str) -> None:
+        self.queue.add((namespace or "", name))
+
+    def queue_cleanup(self, obj: Body) -> None:
+        assert self.deleted is not None
+        task = asyncio.get_running_loop().create_task(self._cleanup(obj))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _cleanup(self, obj: Body) -> None:
+        assert self.deleted is not None
         try:
-            obj = await client.get().get(client.resource(self.api), name, namespace=namespace or None)
-        except ApiError as error:
-            if error.status.code == 404:
-                return None
+            await self.deleted(obj)
+        except Exception:
+            log.exception("clean-up after %s %s failed", self.api.kind, obj["metadata"].get("name"))
+
+    async def _handle(self, key: Hashable) -> float | None:
+        assert isinstance(key, tuple)
+        namespace: str = key[0]
+        name: str = key[1]
+        body = self.get(namespace, name)
+        if body is None:
+            self.queue.forget(key)
+            return None
+        started = time.monotonic()
+        try:
+            again = await self.reconcile(body)
+        except Exception as error:
+            level = logging.INFO if _is_conflict(error) else logging.ERROR
+            log.log(
+                level,
+                "reconcile of %s %s/%s failed (will retry): %s",
+                *(self.api.kind, namespace, name, error),
+                exc_info=level == logging.ERROR,
+            )
+            metrics.RECONCILES.labels(self.api.kind, "error").inc()
             raise
-        return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+        finally:
+            metrics.RECONCILE_SECONDS.labels(self.api.kind).observe(time.monotonic() - started)
+        metrics.RECONCILES.labels(self.api.kind, "ok").inc()
+        if self.resync_seconds > 0:
+            self.queue.add_after(key, resync_delay(body, self.resync_seconds, time.time()), purpose="resync")
+        return again
 
-    async def fetch_and_run(self, namespace: str | None, name: str) -> None:
-        await self.run({"metadata": {"namespace": namespace, "name": name}})
 
-    async def forget(self, body: Body) -> None:
-        meta = body["metadata"]
-        namespace, name = meta.get("namespace") or "", meta["name"]
-        schedule.get().cancel_prefix(self.key(namespace, name))
-        self._locks.pop((namespace, name), None)
-        self._failures.pop((namespace, name), None)
-        if self.deleted is not None:
-            await self.deleted(body)
+def significant(old: Body, new: Body) -> bool:
+    """Did anything but status and bookkeeping change? (spec, labels, annotations, finalizers,
+    deletion, owners)"""
+    if old.get("spec") != new.get("spec"):
+        return True
+    a, b = old.get("metadata") or {}, new.get("metadata") or {}
+    return any(
+        a.get(field) != b.get(field)
+        for field in ("generation", "labels", "annotations", "finalizers", "deletionTimestamp", "ownerReferences")
+    )
+
+
+def resync_delay(body: Body, period: float, now: float) -> float:
+    """Seconds to this object's next resync: at a fixed phase of the period given by its uid, so
+    resyncs are spread evenly however the objects were created, and at least half a period on."""
+    uid = (body.get("metadata") or {}).get("uid") or body["metadata"]["name"]
+    phase = (zlib.crc32(uid.encode()) / 2**32) * period
+    moment = (now // period) * period + phase
+    while moment < now + period / 2:
+        moment += period
+    return moment - now
 
 
 def _is_conflict(error: Exception) -> bool:
     return isinstance(error, ApiError) and error.status.code == 409
-
-
-def _plain(body: Any) -> Body:
-    return copy.deepcopy(dict(body))
-
-
-def register(controller: Controller, registry: kopf.OperatorRegistry | None = None) -> Controller:
-    """Register the kopf handlers of one kind (explicit ids, so logs name them)."""
-    api = controller.api
-    kind = api.kind.lower()
-
-    @kopf.on.event(group=api.group, version=api.version, plural=api.plural, id=f"{kind}-watch", registry=registry)
-    async def on_event(event: Any, **_: Any) -> None:
-        body = _plain(event["object"])
-        if event.get("type") == "DELETED":
-            await controller.forget(body)
-        else:
-            await controller.run(body)
-
-    for child in controller.children:
-
-        @kopf.on.event(
-            group=child.group,
-            version=child.version,
-            plural=child.plural,
-            registry=registry,
-            id=f"{kind}-child-{child.plural}",
-            labels={labels.NAME: kind, labels.MANAGED_BY: labels.MANAGER},
-        )
-        async def on_child(body: Any, **_: Any) -> None:
-            ref = labels.parse_parent_ref((body.get("metadata", {}).get("annotations") or {}).get(labels.PARENT))
-            if ref is None or ref[0] != api.kind:
-                return
-            _kind, namespace, name = ref
-            await controller.fetch_and_run(namespace, name)
-
-    return controller

@@ -89,13 +89,7 @@ def crd(api: api_mod.Api) -> dict[str, Any]:
     }
     version: dict[str, Any] = {"name": api.version, "served": True, "storage": True}
     if api.status is not None:
-        status_schema = schema_of(api.status)
-        status_schema.setdefault("properties", {})["kopf"] = {
-            "type": "object",
-            "x-kubernetes-preserve-unknown-fields": True,
-            "description": "Handler progress of the operator framework; not for users.",
-        }
-        properties["status"] = status_schema
+        properties["status"] = schema_of(api.status)
         version["subresources"] = {"status": {}}
     root: dict[str, Any] = {"type": "object", "properties": properties}
     if api.spec_required:

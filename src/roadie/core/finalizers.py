@@ -55,4 +55,4 @@ async def _edit(api: api_mod.Api, body: dict[str, Any], finalizer: str, *, add: 
         fresh = await children.get_or_none(resource, meta["name"], meta.get("namespace"))
         if fresh is None:
             return
-        current = fresh.to_dict()
+        current = fresh

@@ -2,21 +2,34 @@
 
 aiohttp (already the operator framework's own HTTP stack) serves both inside the operator's event
 loop, so a probe answers only when the loop itself is responsive. Ready means every enabled
-controller has started and the API server answered.
+controller has started and its caches are synced; healthy means the loop answers and nothing the
+operator runs on has died (the scheduler, a watch failing for a minute, the workers).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from aiohttp import web
 
 from roadie.core import metrics
 
 _ready = False
+_checks: list[Callable[[], list[str]]] = []
 
 
 def set_ready(value: bool) -> None:
     global _ready
     _ready = value
+
+
+def add_check(check: Callable[[], list[str]]) -> None:
+    """A liveness check: returns what is wrong (empty when all is well)."""
+    _checks.append(check)
+
+
+def problems() -> list[str]:
+    return [problem for check in _checks for problem in check()]
 
 
 async def _metrics(_: web.Request) -> web.Response:
@@ -25,7 +38,8 @@ async def _metrics(_: web.Request) -> web.Response:
 
 
 async def _healthz(_: web.Request) -> web.Response:
-    return web.Response(text="ok")
+    found = problems()
+    return web.Response(status=500, text="\n".join(found)) if found else web.Response(text="ok")
 
 
 async def _readyz(_: web.Request) -> web.Response:

@@ -28,6 +28,24 @@ POD_SECURITY = {
     **{f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")},
 }
 
+#: Server-side apply is a PATCH, and a PATCH that creates the object also needs `create`.
+APPLY = ("create", "patch")
+WATCH = ("list", "watch")
+#: What the reconcile does to each kind of child, from which the operator's RBAC is generated
+#: (`roadie.rbac`). Only the namespace is read by name (who holds it) and deleted (with the
+#: object, or when `pr_number` changes); what is inside goes with it. Which namespaces the
+#: operator may create, change and delete is narrowed further by the ValidatingAdmissionPolicy in
+#: `deploy/policy/`: only those carrying OWNER_UID, since RBAC cannot tell them apart.
+ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "namespaces", (*WATCH, *APPLY, "get", "delete")),
+    ("", "resourcequotas", (*WATCH, *APPLY)),
+    ("", "limitranges", (*WATCH, *APPLY)),
+    ("networking.k8s.io", "networkpolicies", (*WATCH, *APPLY)),
+    ("apps", "deployments", (*WATCH, *APPLY)),
+    ("", "services", (*WATCH, *APPLY)),
+    ("networking.k8s.io", "ingresses", (*WATCH, *APPLY)),
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Effective:

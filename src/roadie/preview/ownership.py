@@ -5,7 +5,8 @@ so deletion is Roadie's job: a finalizer holds the object until its namespace is
 is recorded on the namespace as the owning object's uid (label `roadie.dev/owner-uid`), and only
 a namespace that carries this object's uid is ever written or deleted. A namespace of the same
 name made by someone else, or by Roadie for another PreviewEnvironment, is never touched: the
-newcomer is told who holds the name.
+newcomer is told who holds the name. Roadie's namespaces are read from the cache; only a name
+held by someone else (so not in the cache) costs a GET, to say who holds it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 from lightkube.resources.core_v1 import Namespace
 
+from roadie.core import cache, finalizers, labels, sources
 from roadie.core import children as core_children
-from roadie.core import client, finalizers, labels
 from roadie.preview import children, models, status
 
 FINALIZER = "roadie.dev/preview-namespace"
@@ -35,8 +36,8 @@ async def remove_finalizer(body: dict[str, Any]) -> None:
     await finalizers.remove(models.API, body, FINALIZER)
 
 
-def owner_uid(namespace: Any) -> str | None:
-    return (namespace.metadata.labels or {}).get(children.OWNER_UID)
+def owner_uid(namespace: dict[str, Any]) -> str | None:
+    return (namespace["metadata"].get("labels") or {}).get(children.OWNER_UID)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,21 +54,21 @@ async def claim(manifest: dict[str, Any], uid: str) -> Claim:
     """Create the namespace, or keep it as the spec says if it is this object's; never take over
     one of the same name that is not (create, not apply, so that two claimants cannot both win)."""
     name = manifest["metadata"]["name"]
-    existing = await core_children.get_or_none(Namespace, name)
+    existing = cache.get(sources.NAMESPACES, None, name)
     created = False
     if existing is None:
         created = await core_children.create_if_absent(manifest)
-        existing = await core_children.get_or_none(Namespace, name)
+        existing = cache.get(sources.NAMESPACES, None, name) or await core_children.get_or_none(Namespace, name)
         if existing is None:  # created and deleted at once by someone else: try again shortly
             return Claim(False, waiting=(status.NAMESPACE_TERMINATING, f"namespace {name} vanished; retrying"))
-    terminating = existing.metadata.deletionTimestamp is not None
+    terminating = existing["metadata"].get("deletionTimestamp") is not None
     if owner_uid(existing) != uid:
         if terminating:
             return Claim(
                 False,
                 waiting=(status.NAMESPACE_TERMINATING, f"namespace {name} is being deleted; waiting to create it anew"),
             )
-        return Claim(False, failure=(status.NAME_TAKEN, await taken_message(existing)))
+        return Claim(False, failure=(status.NAME_TAKEN, taken_message(existing)))
     if terminating:
         return Claim(
             False,
@@ -78,16 +79,16 @@ async def claim(manifest: dict[str, Any], uid: str) -> Claim:
     return Claim(True, created=created)
 
 
-async def taken_message(namespace: Any) -> str:
+def taken_message(namespace: dict[str, Any]) -> str:
     """Who holds the namespace's name, in words that tell the user what to do about it."""
-    name = namespace.metadata.name
-    ref = labels.parse_parent_ref((namespace.metadata.annotations or {}).get(labels.PARENT))
+    name = namespace["metadata"]["name"]
+    ref = labels.parse_parent_ref((namespace["metadata"].get("annotations") or {}).get(labels.PARENT))
     uid = owner_uid(namespace)
     if uid and ref is not None and ref[0] == children.KIND:
         _, holder_ns, holder_name = ref
-        holder = await core_children.get_or_none(client.resource(models.API), holder_name, holder_ns)
+        holder = cache.get(sources.of_api(models.API), holder_ns, holder_name)
         who = f"PreviewEnvironment {holder_ns}/{holder_name}"
-        if holder is not None and holder.metadata.uid == uid:
+        if holder is not None and holder["metadata"].get("uid") == uid:
             return (
                 f"namespace {name} is held by {who} (same pr_number); Roadie leaves both alone: "
                 "delete one of them or give this one another pr_number"
@@ -102,20 +103,21 @@ async def taken_message(namespace: Any) -> str:
     )
 
 
-async def held(uid: str) -> list[Any]:
+def held(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Every namespace that carries this object's uid (the current one, and any left from an
-    earlier pr_number)."""
-    return [ns async for ns in client.get().list(Namespace, labels={children.OWNER_UID: uid})]
+    earlier pr_number), from the cache's parent index."""
+    uid = body["metadata"]["uid"]
+    return [ns for ns in cache.children(sources.NAMESPACES, body) if owner_uid(ns) == uid]
 
 
-async def release(uid: str, keep: str | None = None) -> tuple[list[str], list[str]]:
+async def release(body: dict[str, Any], keep: str | None = None) -> tuple[list[str], list[str]]:
     """Delete this object's namespaces other than `keep`; return (deleted now, still there)."""
     deleted, remaining = [], []
-    for ns in await held(uid):
-        name = ns.metadata.name
+    for ns in held(body):
+        name = ns["metadata"]["name"]
         if name == keep:
             continue
         remaining.append(name)
-        if ns.metadata.deletionTimestamp is None and await core_children.delete(Namespace, name):
+        if ns["metadata"].get("deletionTimestamp") is None and await core_children.delete(Namespace, name):
             deleted.append(name)
     return deleted, remaining

@@ -2,9 +2,10 @@
 
 Level-based, so one function serves creation, spec changes (a new `image_tag` is a new apply,
 which rolls the Deployment), hand-deleted children (put back on their DELETED event), restarts
-(apply of what exists changes nothing) and deadlines. The TTL deletes the object at creation plus
-`ttl_seconds` exactly (the core scheduler fires then); deletion, by a user or the TTL, waits on
-Roadie's finalizer until the namespace made for this object is gone.
+(what exists is read from the cache and left alone) and deadlines. The TTL deletes the object at
+creation plus `ttl_seconds` exactly (the core scheduler fires then); deletion, by a user or the
+TTL, waits on Roadie's finalizer until the namespace made for this object is gone. A rollout
+that does not finish fails when the Deployment's own progress deadline passes.
 """
 
 from __future__ import annotations
@@ -17,16 +18,17 @@ import pydantic
 from lightkube.core.exceptions import ApiError
 
 from roadie import settings as settings_mod
+from roadie.core import cache, diagnose, events, models, reconciler, sources
 from roadie.core import children as core_children
-from roadie.core import client, diagnose, events, models
 from roadie.core import status as status_writer
-from roadie.core.controller import Controller
-from roadie.preview import children, metrics, ownership, status
+from roadie.core.controller import WAIT, Controller
+from roadie.preview import admission, children, metrics, ownership, status
 from roadie.preview import models as pe_models
 
 T = TypeVar("T")
-WAIT_REQUEUE = 2.0
-TEARDOWN_REQUEUE = 1.0
+WAITING = ("Pending", "Creating", "Updating")
+PR_INDEX = "pr_number"
+ROLLOUT_DEADLINE = "RolloutDeadlineExceeded"
 
 
 class RejectedError(Exception):
@@ -88,12 +90,17 @@ async def reconcile(body: dict[str, Any]) -> float | None:
         if now >= seen.expires_at:
             await _step("expiry", _expire(body, old, seen, now))
             return None
-        controller.at(meta["namespace"], meta["name"], "expiry", seen.expires_at, _refresh(body))
+    reconciler.schedule(controller, body, now, {"expiry": seen.expires_at})
 
-    eff = children.effective(spec, settings_mod.current().preview)
+    cfg = settings_mod.current().preview
+    refusal = admission.refused(spec, cfg)
+    if refusal:
+        seen.failure = (admission.REASON, refusal)
+        return await _finish(body, old, seen, now, failed_step="admission")
+    eff = children.effective(spec, cfg)
     wanted = children.names(spec, eff).namespace
     if old.get("namespace") != wanted:  # new, renumbered, or not provisioned: look for what else it holds
-        released, _ = await _step("cleanup", ownership.release(meta["uid"], keep=wanted))
+        released, _ = await _step("cleanup", ownership.release(body, keep=wanted))
         for name in released:
             await events.emit(body, events.NORMAL, "NamespaceReleased", f"deleted {name}: pr_number changed")
 
@@ -120,39 +127,22 @@ async def _provision(
         if step == "deployment":
             deployment = applied
     seen.applied = True
-    seen.available = available(deployment)
+    seen.available = diagnose.deployment_available(deployment)
     if not seen.available:
-        seen.problems += deployment_problems(deployment)
-        assert seen.namespace is not None
-        seen.problems += await diagnose.pod_problems(seen.namespace, children.selector(spec))
+        problems = diagnose.deployment_problems(deployment)
+        if _past_progress_deadline(deployment):
+            seen.failure = (ROLLOUT_DEADLINE, "the rollout did not finish in time: " + "; ".join(problems))
+        seen.problems += problems
+        seen.problems += diagnose.pod_problems(body, children.selector(spec))
 
 
-def available(deployment: Any) -> bool:
-    """Available at the current spec: the rollout is done and no pod of an older one is left."""
-    st = deployment.status if deployment is not None else None
-    if st is None:
-        return False
-    wanted = deployment.spec.replicas if deployment.spec.replicas is not None else 1
-    current = (st.observedGeneration or 0) >= (deployment.metadata.generation or 0)
-    updated = st.updatedReplicas or 0
-    return current and updated >= wanted and (st.availableReplicas or 0) >= wanted and (st.replicas or 0) == updated
-
-
-def deployment_problems(deployment: Any) -> list[str]:
-    """What the Deployment itself reports: quota refusals (no pod is ever made) and timeouts."""
-    st = deployment.status if deployment is not None else None
-    found = []
-    for cond in (st.conditions if st else None) or []:
-        if (cond.type == "ReplicaFailure" and cond.status == "True") or (
-            cond.type == "Progressing" and cond.status == "False"
-        ):
-            found.append(f"deployment {deployment.metadata.name}: {cond.reason}: {cond.message}")
-    return found
-
-
-def _refresh(body: dict[str, Any]) -> Any:
-    namespace, name = _key(body)
-    return lambda: controller.fetch_and_run(namespace, name)
+def _past_progress_deadline(deployment: dict[str, Any] | None) -> bool:
+    """The Deployment controller's own verdict (`progressDeadlineSeconds`, 10 minutes by default):
+    the rollout is stuck, and no retry of Roadie's will change that without a new spec."""
+    for cond in ((deployment or {}).get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
+            return True
+    return False
 
 
 def _keep_where(seen: status.Observed, old: dict[str, Any]) -> None:
@@ -163,12 +153,9 @@ def _keep_where(seen: status.Observed, old: dict[str, Any]) -> None:
 
 async def _expire(body: dict[str, Any], old: dict[str, Any], seen: status.Observed, now: datetime.datetime) -> None:
     """TTL reached: say so, then delete the object; the finalizer then takes its namespace down."""
-    meta = body["metadata"]
     _keep_where(seen, old)
-    await status_writer.write(pe_models.API, body, status.compute(old, seen, now))
-    expires = models.timestamp(seen.expires_at) if seen.expires_at else "now"
-    await events.emit(body, events.NORMAL, "Expired", f"ttl_seconds ran out at {expires}; deleting it")
-    if await core_children.delete(client.resource(pe_models.API), meta["name"], meta["namespace"]):
+    new = status.compute(old, seen, now)
+    if await reconciler.expire(pe_models.API, body, old, new, seen.expires_at, "ttl_seconds", foreground=False):
         metrics.EXPIRED.inc()
     metrics.set_live(_key(body), False)
 
@@ -180,14 +167,14 @@ async def _tear_down(
     metrics.set_live(_key(body), False)
     if not ownership.has_finalizer(body):
         return None
-    deleted, remaining = await _step("cleanup", ownership.release(body["metadata"]["uid"]))
+    deleted, remaining = await _step("cleanup", ownership.release(body))
     if remaining:
         _keep_where(seen, old)
         new = status.compute(old, seen, now)
         await status_writer.write(pe_models.API, body, new)
         if deleted:
             await events.emit(body, events.NORMAL, "Terminating", f"deleting namespace {', '.join(deleted)}")
-        return TEARDOWN_REQUEUE
+        return WAIT  # the namespace's DELETED event wakes it
     await _step("cleanup", ownership.remove_finalizer(body))
     return None
 
@@ -210,32 +197,45 @@ async def _finish(
             metrics.CREATION_SECONDS.observe(max(0.0, (now - created_at).total_seconds()))
     if new["phase"] == "Failed" and old.get("phase") != "Failed" and failed_step:
         metrics.FAILED.labels(failed_step).inc()  # a lasting failure counts once, not every resync
-    await _announce(body, old, new)
-    if new["phase"] in ("Pending", "Creating", "Updating"):
-        return WAIT_REQUEUE
-    return None
+    await reconciler.announce_phase(body, old, new, _phase_message)
+    return WAIT if new["phase"] in WAITING else None
 
 
-async def _announce(body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
-    if old.get("phase") == new["phase"]:
-        return
-    if new["phase"] == "Failed":
-        await events.emit(body, events.WARNING, "Failed", new.get("message") or "cannot be provisioned")
-    elif new["phase"] == "Ready":
-        await events.emit(body, events.NORMAL, "Ready", f"{new.get('image')} is serving at {new.get('url')}")
-    else:
-        await events.emit(body, events.NORMAL, new["phase"], new.get("message") or f"phase is now {new['phase']}")
+def _phase_message(new: dict[str, Any]) -> str:
+    if new["phase"] == "Ready":
+        return f"{new.get('image')} is serving at {new.get('url')}"
+    return "cannot be provisioned" if new["phase"] == "Failed" else f"phase is now {new['phase']}"
 
 
 async def deleted(body: dict[str, Any]) -> None:
-    """The object is gone from the API: drop it from the gauges and its PR's series, and wake any
-    other object of the same pr_number that failed because this one held the name (its finalizer
-    went only after the namespace did, so the name is free now)."""
+    """The object is gone from the API: drop it from the gauges and its PR's series, and wake every
+    other object of the same pr_number, which may have failed or waited because this one held the
+    name (its finalizer went only after the namespace did, so the name is free now)."""
     metrics.forget(_key(body))
     pr = (body.get("spec") or {}).get("pr_number")
-    async for other in client.get().list(client.resource(pe_models.API), namespace="*"):
-        if other.spec and other.spec.get("pr_number") == pr and (other.status or {}).get("phase") == "Failed":
-            controller.requeue(other.metadata.namespace, other.metadata.name, 0)
+    for other in cache.by_index(controller.source, PR_INDEX, str(pr)):
+        if other["metadata"].get("uid") != body["metadata"].get("uid"):
+            controller.requeue(other["metadata"].get("namespace"), other["metadata"]["name"])
 
 
-controller = Controller(api=pe_models.API, reconcile=reconcile)
+def _pr_index(obj: dict[str, Any]) -> list[str]:
+    pr = (obj.get("spec") or {}).get("pr_number")
+    return [str(pr)] if pr is not None else []
+
+
+controller = Controller(
+    api=pe_models.API,
+    reconcile=reconcile,
+    children=(
+        sources.NAMESPACES,
+        sources.DEPLOYMENTS,
+        sources.SERVICES,
+        sources.INGRESSES,
+        sources.NETWORK_POLICIES,
+        sources.RESOURCE_QUOTAS,
+        sources.LIMIT_RANGES,
+        sources.PODS,
+    ),
+    deleted=deleted,
+    indexes={PR_INDEX: _pr_index},
+)

@@ -17,6 +17,34 @@ from roadie.workshop import models
 KIND = "Workshop"
 SESSION_LABEL = "roadie.dev/session"
 DATA_PATH = "/home/rstudio"
+#: The rocker images' `rstudio` user and group, which own the session's files.
+USER_ID = 1000
+
+#: The Pod Security Standard the RStudio pod is built to pass (`ROADIE_WORKSHOP_POD_SECURITY`).
+BASELINE, RESTRICTED = "baseline", "restricted"
+POD_SECURITY_LEVELS = (BASELINE, RESTRICTED)
+#: What the stock images' root init keeps of the runtime's default capabilities, each one allowed
+#: by Pod Security baseline: s6-overlay and rserver chown their runtime folders (CHOWN) and change
+#: modes of files they do not own (FOWNER), root writes into folders of other users
+#: (DAC_OVERRIDE), rserver starts each R session as the signed-in user (SETUID, SETGID) and
+#: signals those sessions to suspend or stop them (KILL). NET_RAW, MKNOD, SETPCAP, SETFCAP,
+#: SYS_CHROOT, NET_BIND_SERVICE (8787 needs none), FSETID and AUDIT_WRITE are dropped.
+ROOT_INIT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID")
+
+#: Server-side apply is a PATCH, and a PATCH that creates the object also needs `create`.
+APPLY = ("create", "patch")
+WATCH = ("list", "watch")
+#: What the reconcile does to each kind of child, from which the operator's RBAC is generated
+#: (`roadie.rbac`): apply, list and watch (the informers), `get` when a create finds the name
+#: taken, `delete` to prune the sessions a smaller spec no longer asks for. Secrets are created
+#: once and never patched: a password is generated only when its secret is made.
+ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("apps", "deployments", (*WATCH, *APPLY, "get", "delete")),
+    ("", "services", (*WATCH, *APPLY, "get", "delete")),
+    ("", "persistentvolumeclaims", (*WATCH, *APPLY, "get", "delete")),
+    ("networking.k8s.io", "ingresses", (*WATCH, *APPLY, "get", "delete")),
+    ("", "secrets", (*WATCH, "create", "get", "delete")),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +134,30 @@ def claim(body: Any, spec: models.WorkshopSpec, session: Session) -> dict[str, A
     }
 
 
-def deployment(body: Any, spec: models.WorkshopSpec, session: Session, port: int) -> dict[str, Any]:
+def security_contexts(level: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The (pod, container) security contexts that pass Pod Security `level`.
+
+    `baseline` runs the image's own user (root, for the rocker and Bioconductor images, whose
+    s6-overlay init needs it) with every capability dropped but ROOT_INIT_CAPABILITIES, no
+    privilege escalation and the runtime's default seccomp profile. `restricted` runs as uid 1000,
+    which only images built to start as a non-root user survive. Both give the claim to group 1000,
+    so the `rstudio` user can write its home folder.
+    """
+    pod: dict[str, Any] = {"fsGroup": USER_ID, "seccompProfile": {"type": "RuntimeDefault"}}
+    container: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    if level == BASELINE:
+        container["capabilities"]["add"] = list(ROOT_INIT_CAPABILITIES)
+        return pod, container
+    if level == RESTRICTED:
+        non_root = {"runAsNonRoot": True, "runAsUser": USER_ID, "runAsGroup": USER_ID}
+        return {**non_root, **pod}, {**container, "runAsNonRoot": True}
+    raise ValueError(f"unknown Pod Security level {level!r} (ROADIE_WORKSHOP_POD_SECURITY): use baseline or restricted")
+
+
+def deployment(
+    body: Any, spec: models.WorkshopSpec, session: Session, port: int, *, pod_security: str = BASELINE
+) -> dict[str, Any]:
+    pod_context, container_context = security_contexts(pod_security)
     selector = {"workshop": spec.name, SESSION_LABEL: str(session.index)}
     meta = _meta(body, spec, session.deployment, "rstudio", session)
     pod_labels = {**meta["labels"]}
@@ -125,11 +176,7 @@ def deployment(body: Any, spec: models.WorkshopSpec, session: Session, port: int
         },
         "volumeMounts": [{"name": "data", "mountPath": DATA_PATH}],
         "readinessProbe": {"httpGet": {"path": "/", "port": "http"}, "periodSeconds": 10},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-        },
+        "securityContext": container_context,
     }
     return {
         "apiVersion": "apps/v1",
@@ -143,13 +190,7 @@ def deployment(body: Any, spec: models.WorkshopSpec, session: Session, port: int
                 "metadata": {"labels": pod_labels},
                 "spec": {
                     "automountServiceAccountToken": False,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": 1000,
-                        "runAsGroup": 1000,
-                        "fsGroup": 1000,
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
+                    "securityContext": pod_context,
                     "containers": [container],
                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": session.pvc}}],
                 },

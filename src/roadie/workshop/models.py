@@ -16,6 +16,21 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 Phase = Literal["Pending", "Creating", "Ready", "Running", "Terminating", "Failed"]
 
+#: Annotations that paste raw configuration into the ingress controller, read by every host it
+#: serves (CVE-2021-25742: a snippet can read the controller's service account token). Refused by
+#: the API server whatever the operator's settings; `ROADIE_WORKSHOP_INGRESS_ANNOTATIONS_REFUSED`
+#: refuses more, by pattern.
+SNIPPET_ANNOTATIONS = (
+    "nginx.ingress.kubernetes.io/configuration-snippet",
+    "nginx.ingress.kubernetes.io/server-snippet",
+    "nginx.ingress.kubernetes.io/auth-snippet",
+    "nginx.ingress.kubernetes.io/stream-snippet",
+    "nginx.ingress.kubernetes.io/modsecurity-snippet",
+    "nginx.org/server-snippets",
+    "nginx.org/location-snippets",
+)
+_SNIPPETS_CEL = ", ".join(f"'{key}'" for key in SNIPPET_ANNOTATIONS)
+
 
 class Resources(models.ApiModel):
     cpu: models.Quantity = "1"
@@ -37,7 +52,34 @@ class Ingress(models.ApiModel):
         pattern=r"^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
         description="Host name of the workshop (no wildcard: its URL is reported); empty: no Ingress.",
     )
-    annotations: models.StringMap = pydantic.Field(default_factory=dict)
+    annotations: models.StringMap = pydantic.Field(
+        default_factory=dict,
+        description=(
+            "Copied onto the Ingress. Snippet annotations are refused (CVE-2021-25742); the operator may "
+            "allow or refuse more by pattern."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # iterates the fixed list, not the map: its cost does not grow with the map
+                    "rule": f"[{_SNIPPETS_CEL}].all(key, !(key in self))",
+                    "message": (
+                        "snippet annotations inject configuration into the ingress controller (CVE-2021-25742) "
+                        "and are refused: " + ", ".join(SNIPPET_ANNOTATIONS)
+                    ),
+                }
+            ]
+        },
+    )
+
+    @pydantic.field_validator("annotations")
+    @classmethod
+    def _no_snippets(cls, value: dict[str, str]) -> dict[str, str]:
+        """The CEL rule's twin, so a spec the API server would refuse never parses either."""
+        found = sorted(set(value) & set(SNIPPET_ANNOTATIONS))
+        if found:
+            raise ValueError(f"snippet annotations are refused (CVE-2021-25742): {', '.join(found)}")
+        return value
     className: str | None = pydantic.Field(default=None, description="Roadie addition: ingressClassName.")
     tlsSecretName: str | None = pydantic.Field(
         default=None, description="Roadie addition: serve TLS with this secret; URLs become https."

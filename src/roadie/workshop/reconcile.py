@@ -1,15 +1,14 @@
 """Workshop reconcile: ordered steps over one object, then one status write.
 
-Level-based: every step reads the world as it is and makes it as the spec says, so the same
-function serves creation, updates, restarts, child deletions and deadlines. Expiry deletes the
-Workshop at `status.expiresAt` exactly (the core scheduler fires then); its children go with it
-through their owner references.
+Level-based: every step reads the world as it is (from the cache) and makes it as the spec says,
+so the same function serves creation, updates, restarts, child deletions and deadlines. Expiry
+deletes the Workshop at `status.expiresAt` exactly (the core scheduler fires then); its children
+go with it through their owner references.
 """
 
 from __future__ import annotations
 
 import datetime
-import logging
 import secrets
 from typing import Any
 
@@ -18,19 +17,23 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import PersistentVolumeClaim, Secret, Service
 from lightkube.resources.networking_v1 import Ingress
-from lightkube.types import CascadeType
 
 from roadie import settings as settings_mod
 from roadie.core import children as core_children
-from roadie.core import client, diagnose, durations, events, labels, models
+from roadie.core import diagnose, durations, events, models, reconciler, sources
 from roadie.core import status as status_writer
 from roadie.core.controller import Controller
-from roadie.workshop import children, status
+from roadie.workshop import admission, children, status
 from roadie.workshop import models as ws_models
 
-log = logging.getLogger(__name__)
-CHILD_RESOURCES = [Deployment, Service, PersistentVolumeClaim, Secret, Ingress]
-CREATING_REQUEUE = 2.0
+CHILDREN = {
+    sources.DEPLOYMENTS: Deployment,
+    sources.SERVICES: Service,
+    sources.PVCS: PersistentVolumeClaim,
+    sources.SECRETS: Secret,
+    sources.INGRESSES: Ingress,
+}
+WAITING = ("Pending", "Creating", "Running")
 
 
 def _spec(body: dict[str, Any]) -> ws_models.WorkshopSpec:
@@ -59,13 +62,25 @@ async def reconcile(body: dict[str, Any]) -> float | None:
     assert seen.created_at is not None
     seen.expires_at = seen.created_at + duration
     if now >= seen.expires_at:
-        await _expire(body, old, seen, now)
+        seen.terminating = True
+        new = status.compute(old, seen, now)
+        await reconciler.expire(ws_models.API, body, old, new, seen.expires_at, "the workshop's duration")
         return None
     warn_at = seen.expires_at - durations.parse(cfg.expiry_warning)
     deadline = seen.created_at + durations.parse(cfg.provisioning_deadline)
-    _schedule(body, now, seen.expires_at, warn_at, deadline)
+    reconciler.schedule(
+        controller,
+        body,
+        now,
+        {"expiry": seen.expires_at, "expiry-warning": warn_at, "provisioning-deadline": deadline},
+    )
     seen.in_warning_window = now >= warn_at
     seen.deadline_passed = now >= deadline
+
+    refusal = admission.refused(spec, cfg)
+    if refusal:
+        seen.failure = (admission.REASON, refusal)
+        return await _finish(body, old, seen, now)
 
     if not old.get("phase"):
         # make admission visible: Pending, with the expiry it was given, before any child exists
@@ -85,22 +100,6 @@ async def reconcile(body: dict[str, Any]) -> float | None:
     return await _finish(body, old, seen, now)
 
 
-def _schedule(
-    body: dict[str, Any],
-    now: datetime.datetime,
-    expires_at: datetime.datetime,
-    warn_at: datetime.datetime,
-    deadline: datetime.datetime,
-) -> None:
-    """Wake this Workshop at each of its deadlines still ahead; the reconcile then acts on it."""
-    meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    refresh = lambda: controller.fetch_and_run(namespace, name)  # noqa: E731
-    for purpose, when in (("expiry", expires_at), ("expiry-warning", warn_at), ("provisioning-deadline", deadline)):
-        if purpose == "expiry" or when > now:
-            controller.at(namespace, name, purpose, when, refresh)
-
-
 async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: status.Observed, cfg: Any) -> None:
     namespace = body["metadata"]["namespace"]
     all_sessions = children.sessions(spec)
@@ -109,7 +108,9 @@ async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: statu
         secret = children.credentials(body, spec, session, cfg.username, secrets.token_urlsafe(18))
         await core_children.create_if_absent(secret, body)
         claim = await core_children.apply(children.claim(body, spec, session), body)
-        deployment = await core_children.apply(children.deployment(body, spec, session, cfg.container_port), body)
+        deployment = await core_children.apply(
+            children.deployment(body, spec, session, cfg.container_port, pod_security=cfg.pod_security), body
+        )
         await core_children.apply(children.service(body, spec, session, cfg.container_port), body)
         keep |= {
             ("Secret", session.secret),
@@ -117,13 +118,13 @@ async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: statu
             ("Deployment", session.deployment),
             ("Service", session.service),
         }
-        ready = _available(deployment)
+        ready = diagnose.deployment_available(deployment, all_replicas=False)
         if not ready:
-            problem = await diagnose.claim_problem(claim)
+            problem = diagnose.claim_problem(claim)
             if problem:
                 seen.problems.append(problem)
-            seen.problems += await diagnose.pod_problems(
-                namespace, {"workshop": spec.name, children.SESSION_LABEL: str(session.index)}
+            seen.problems += diagnose.pod_problems(
+                body, {"workshop": spec.name, children.SESSION_LABEL: str(session.index)}
             )
         seen.sessions.append(
             {
@@ -138,13 +139,7 @@ async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: statu
     if ingress is not None:
         await core_children.apply(ingress, body)
         keep.add(("Ingress", children.ingress_name(spec)))
-    removed = await core_children.prune(
-        CHILD_RESOURCES,
-        namespace,
-        {labels.INSTANCE: body["metadata"]["name"], labels.NAME: "workshop"},
-        keep,
-        body,
-    )
+    removed = await core_children.prune(CHILDREN, keep, body)
     if removed:
         await events.emit(body, events.NORMAL, "Pruned", f"removed {', '.join(removed)}")
     seen.applied = True
@@ -152,47 +147,17 @@ async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: statu
     seen.credentials_secret = all_sessions[0].secret
 
 
-def _available(deployment: Any) -> bool:
-    st = deployment.status
-    if st is None:
-        return False
-    current = (st.observedGeneration or 0) >= (deployment.metadata.generation or 0)
-    return current and (st.availableReplicas or 0) >= 1 and (st.updatedReplicas or 0) >= 1
-
-
-async def _expire(body: dict[str, Any], old: dict[str, Any], seen: status.Observed, now: datetime.datetime) -> None:
-    seen.terminating = True
-    new = status.compute(old, seen, now)
-    if old.get("phase") != "Terminating":
-        await status_writer.write(ws_models.API, body, new)
-        await events.emit(
-            body,
-            events.NORMAL,
-            "Expired",
-            f"expired at {models.timestamp(seen.expires_at or now)}; deleting it and its children",
-        )
-    meta = body["metadata"]
-    await core_children.delete(
-        client.resource(ws_models.API), meta["name"], meta["namespace"], cascade=CascadeType.FOREGROUND
-    )
-
-
 async def _finish(
     body: dict[str, Any], old: dict[str, Any], seen: status.Observed, now: datetime.datetime
 ) -> float | None:
     new = status.compute(old, seen, now)
-    await status_writer.write(ws_models.API, body, new)
+    again = await reconciler.finish(ws_models.API, body, old, new, waiting_phases=WAITING, message=_phase_message)
     await _announce(body, old, new, seen)
-    if new["phase"] in ("Creating", "Running", "Pending"):
-        return CREATING_REQUEUE
-    return None
+    return again
 
 
 async def _announce(body: dict[str, Any], old: dict[str, Any], new: dict[str, Any], seen: status.Observed) -> None:
-    """Events for what a user wants in `kubectl describe`: phase changes, expiry moves, warnings."""
-    if old.get("phase") != new["phase"]:
-        kind = events.WARNING if new["phase"] == "Failed" else events.NORMAL
-        await events.emit(body, kind, new["phase"], new.get("message") or _phase_message(new))
+    """Events beyond the phase change: expiry moves and the warning before expiry."""
     if old.get("expiresAt") and new.get("expiresAt") and old["expiresAt"] != new["expiresAt"]:
         await events.emit(
             body, events.NORMAL, "ExpiryChanged", f"expiry moved from {old['expiresAt']} to {new['expiresAt']}"
@@ -215,4 +180,4 @@ def _phase_message(new: dict[str, Any]) -> str:
     return f"phase is now {new['phase']}"
 
 
-controller = Controller(api=ws_models.API, reconcile=reconcile)
+controller = Controller(api=ws_models.API, reconcile=reconcile, children=(*CHILDREN, sources.PODS))
