@@ -198,6 +198,7 @@ async def create_if_absent(manifest: Manifest, parent: Any | None = None) -> boo
     With `parent`, the same refusal as `apply`: an existing object `parent` does not own raises
     ForeignObjectError.
     """
+    manifest = _point_pods(manifest)
     existing = cached(manifest)
     if existing is not None:
         if parent is not None and not owned_by(existing, parent):
