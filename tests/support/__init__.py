@@ -1,0 +1,1 @@
+"""Helpers that several test trees share: real servers started from the machine's binaries."""
