@@ -40,7 +40,7 @@ bench: venv  ## benchmarks, each reporting ratios against a baseline measured in
 	$(BIN)/python benchmarks/bench_workshops.py 30
 
 crds: venv  ## regenerate deploy/crds from the models
-	$(ROADIE) crds --output deploy/crds --rbac-output deploy/rbac/roadie.yaml
+	$(ROADIE) crds --output deploy/crds --rbac-output deploy/rbac/roadie.yaml --policy-output deploy/policy/roadie-namespaces.yaml
 
 cluster-up: binaries
 	$(ROADIE) cluster up

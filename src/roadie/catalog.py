@@ -20,7 +20,7 @@ class KindEntry:
 
     def apis(self) -> list[api_mod.Api]:
         module = importlib.import_module(self.models_module)
-        return list(getattr(module, "APIS", [module.API]))
+        return list(module.APIS) if hasattr(module, "APIS") else [module.API]
 
     def controllers(self) -> list[Any]:
         module = importlib.import_module(self.reconcile_module)
@@ -30,6 +30,7 @@ class KindEntry:
 KINDS: tuple[KindEntry, ...] = (
     KindEntry("workshop", "roadie.workshop.models", "roadie.workshop.reconcile"),
     KindEntry("preview", "roadie.preview.models", "roadie.preview.reconcile"),
+    KindEntry("cyberdesk", "roadie.cyberdesk.models", "roadie.cyberdesk.reconcile"),
 )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
+import importlib
 import json
 import logging
 import pathlib
@@ -72,6 +73,12 @@ async def serve(cfg: settings_mod.Settings, stop: asyncio.Event) -> None:
             controllers.append(controller)
         log.info("controller %s enabled", kind.controller)
     mgr = manager.Manager(client.http(), controllers, namespaces=op.namespaces, watch_timeout=op.watch_timeout)
+    # a kind's module may hold process-wide resources (connections, background writers): its
+    # `startup()` runs once the caches are registered, its `shutdown()` when the operator stops
+    hooks = [importlib.import_module(kind.reconcile_module) for kind in catalog.enabled(op.controllers)]
+    for module in hooks:
+        if hasattr(module, "startup"):
+            await module.startup()
     probes.add_check(mgr.problems)
     probes.add_check(lambda: [] if sched.healthy else ["the deadline scheduler stopped"])
     runners = await probes.serve(op.host, op.metrics_port, op.health_port)
@@ -89,6 +96,9 @@ async def serve(cfg: settings_mod.Settings, stop: asyncio.Event) -> None:
         probes.set_ready(False)
         log.info("operator stopping")
         await mgr.stop()
+        for module in hooks:
+            if hasattr(module, "shutdown"):
+                await module.shutdown()
         for runner in runners:
             await runner.cleanup()
         await sched.stop()

@@ -96,7 +96,36 @@ def manifests() -> list[dict[str, Any]]:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
         },
+        *_namespaced(meta),
     ]
+
+
+def _namespaced(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """A Role and RoleBinding per namespace where a kind needs rights only there
+    (`<package>.children.NAMESPACED_ACCESS`: namespace -> (group, resource, verbs) entries)."""
+    found: list[dict[str, Any]] = []
+    for kind in catalog.KINDS:
+        package = kind.models_module.rpartition(".")[0]
+        if importlib.util.find_spec(f"{package}.children") is None:
+            continue
+        tables = getattr(importlib.import_module(f"{package}.children"), "NAMESPACED_ACCESS", {})
+        for namespace, entries in tables.items():
+            role = {**meta, "name": f"{NAME}-{kind.controller}", "namespace": namespace}
+            rules = [{"apiGroups": [g], "resources": [r], "verbs": sorted(v)} for g, r, v in entries]
+            found.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+            found.append(
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": role, "rules": rules}
+            )
+            found.append(
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "RoleBinding",
+                    "metadata": role,
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["name"]},
+                    "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+                }
+            )
+    return found
 
 
 def _roadies(obj: str) -> str:

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-ALL_CONTROLLERS = ("workshop", "preview")
+ALL_CONTROLLERS = ("workshop", "preview", "cyberdesk")
 
 
 @dataclasses.dataclass
@@ -85,10 +85,40 @@ class PreviewSettings:
 
 
 @dataclasses.dataclass
+class CyberdeskSettings:
+    #: Where template ConfigMaps live, the default template's name, and the key holding a template.
+    template_namespace: str = "cyberdesk-system"
+    template_name: str = "cyberdesk-vm-template"
+    template_key: str = "vm-template.yaml"
+    #: `${managed_by}` and the `managed-by` label.
+    managed_by: str = "roadie"
+    #: The warning before a desktop's timeout, and the longest wait between halting and deleting.
+    expiry_warning: str = "5m"
+    stop_grace: str = "2m"
+    #: Status sinks: a PostgreSQL URL, Supabase's REST interface (also SUPABASE_URL/SUPABASE_KEY), a webhook.
+    postgres_url: str = ""
+    create_table: bool = False
+    sink_table: str = "cyberdesk_instances"
+    sink_key_column: str = "name"
+    sink_upsert: bool = True
+    supabase_url: str = ""
+    supabase_key: str = ""
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    #: Pre-started VMs kept per pooled template in each pool namespace (0: no warm pool).
+    pool_size: int = 0
+    #: Namespaces that keep a warm pool (its VMs are adopted there, by an ownerReference).
+    pool_namespaces: tuple[str, ...] = ("default",)
+    #: Templates with a warm pool; empty: the default template only.
+    pool_templates: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass
 class Settings:
     operator: OperatorSettings = dataclasses.field(default_factory=OperatorSettings)
     workshop: WorkshopSettings = dataclasses.field(default_factory=WorkshopSettings)
     preview: PreviewSettings = dataclasses.field(default_factory=PreviewSettings)
+    cyberdesk: CyberdeskSettings = dataclasses.field(default_factory=CyberdeskSettings)
 
 
 def _convert(raw: str, kind: Any) -> Any:

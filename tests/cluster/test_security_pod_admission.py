@@ -10,6 +10,7 @@ in full and nothing is stored (the local nodes would not run the images anyway).
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -40,8 +41,9 @@ def enforcing(kube: lightkube.Client) -> Iterator[dict[str, str]]:
         labels = {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "warn")}
         labels |= {"pod-security.kubernetes.io/enforce-version": "latest", "roadie.dev/test": "true"}
         kube.create(Namespace(metadata=ObjectMeta(name=name, labels=labels)))
-        wait_for("the default service account", lambda n=name: kube.get(ServiceAccount, "default", namespace=n))
         made[level] = name
+    for name in made.values():
+        wait_for("the default service account", functools.partial(kube.get, ServiceAccount, "default", namespace=name))
     yield made
     for name in made.values():
         with contextlib.suppress(ApiError):
@@ -76,9 +78,7 @@ def admitted(kube: lightkube.Client, pod: Any) -> str | None:
     return None
 
 
-def test_the_default_workshop_pod_is_admitted_under_baseline(
-    kube: lightkube.Client, enforcing: dict[str, str]
-) -> None:
+def test_the_default_workshop_pod_is_admitted_under_baseline(kube: lightkube.Client, enforcing: dict[str, str]) -> None:
     level = settings.WorkshopSettings().pod_security
     assert level == "baseline"
     assert admitted(kube, workshop_pod(level, enforcing["baseline"])) is None

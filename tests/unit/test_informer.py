@@ -108,3 +108,22 @@ async def test_the_echo_of_an_observed_write_is_no_news(api: tuple[FakeApi, http
     assert informer.get("ns", "a")["metadata"]["resourceVersion"] == "7"  # type: ignore[index]
     await informer._watch()
     assert events == ["5"], "only the listing; the watch's echo of version 7 woke nothing"
+
+
+async def test_a_resource_the_cluster_does_not_serve_does_not_hold_the_operator_up(
+    api: tuple[FakeApi, httpx2.AsyncClient],
+) -> None:
+    """A kind whose children's CRDs are missing (KubeVirt not installed) must not keep the
+    operator from becoming ready for every other kind."""
+    fake, _ = api
+
+    async def not_found(request: httpx2.Request) -> httpx2.Response:
+        fake.requests.append(request)
+        return httpx2.Response(404, json={"kind": "Status", "code": 404, "message": "the server could not find"})
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(not_found), base_url="https://k8s") as missing:
+        informer = Informer(PODS, missing)
+        task = informer.start()
+        await asyncio.wait_for(informer.synced.wait(), 5)
+        assert len(informer) == 0 and informer.healthy
+        task.cancel()

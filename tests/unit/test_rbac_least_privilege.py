@@ -81,7 +81,7 @@ def test_the_policy_file_matches_its_generator() -> None:
 def test_the_policy_binds_the_operators_service_account_and_denies() -> None:
     policy, binding = rbac.policy_manifests()
     account = next(d for d in rbac.manifests() if d["kind"] == "ServiceAccount")["metadata"]
-    assert rbac.USERNAME == f"system:serviceaccount:{account['namespace']}:{account['name']}"
+    assert f"system:serviceaccount:{account['namespace']}:{account['name']}" == rbac.USERNAME
     (condition,) = policy["spec"]["matchConditions"]
     assert condition["expression"] == f"request.userInfo.username == '{rbac.USERNAME}'"
     assert policy["spec"]["failurePolicy"] == "Fail"
@@ -92,8 +92,8 @@ def test_the_policy_binds_the_operators_service_account_and_denies() -> None:
 
 def test_the_policy_checks_the_labels_a_preview_namespace_carries() -> None:
     spec = preview_models.PreviewEnvironmentSpec(pr_number=3, branch_name="b", image="a", image_tag="t")
-    parent = {"apiVersion": "devops.orima.com/v1", "kind": "PreviewEnvironment", "metadata": {"uid": "u-1"}}
-    parent["metadata"] |= {"name": "p", "namespace": "n"}
+    meta = {"name": "p", "namespace": "n", "uid": "u-1"}
+    parent = {"apiVersion": "devops.orima.com/v1", "kind": "PreviewEnvironment", "metadata": meta}
     eff = preview_children.effective(spec, settings.PreviewSettings())
     found = preview_children.namespace(parent, spec, eff)["metadata"]["labels"]
     variables = yaml.safe_dump(rbac.policy_manifests()[0]["spec"]["variables"])

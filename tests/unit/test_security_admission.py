@@ -124,7 +124,8 @@ def pe_settings(**fields: Any) -> settings.PreviewSettings:
 def test_a_preview_without_overrides_and_one_naming_the_operators_own_pass() -> None:
     cfg = settings.PreviewSettings()
     assert preview_admission.refused(preview(), cfg) is None
-    assert preview_admission.refused(preview(cluster_issuer=cfg.cluster_issuer, base_domain=cfg.base_domain), cfg) is None
+    own = preview(cluster_issuer=cfg.cluster_issuer, base_domain=cfg.base_domain)
+    assert preview_admission.refused(own, cfg) is None
 
 
 def test_another_issuer_is_refused_by_default_and_named() -> None:

@@ -59,7 +59,9 @@ def baseline_violations(pod: dict[str, Any]) -> list[str]:
 def restricted_violations(pod: dict[str, Any]) -> list[str]:
     found = baseline_violations(pod)
     pod_sc = pod.get("securityContext") or {}
-    found += [f"volume type of {v['name']}" for v in pod.get("volumes", []) if not set(v) - {"name"} <= RESTRICTED_VOLUMES]
+    for volume in pod.get("volumes", []):
+        if not set(volume) - {"name"} <= RESTRICTED_VOLUMES:
+            found.append(f"volume type of {volume['name']}")
     if pod_sc.get("runAsUser") == 0:
         found.append("pod runAsUser 0")
     for c in _containers(pod):

@@ -13,6 +13,7 @@ import yaml
 from roadie import catalog, rbac
 from roadie import settings as settings_mod
 from roadie.core import crdgen
+from roadie.cyberdesk import default_template as cyberdesk_template
 
 
 def run(
@@ -84,12 +85,16 @@ def rbac_text() -> str:
 def crds(
     output: Annotated[pathlib.Path | None, typer.Option(help="Write one file per CRD into this folder.")] = None,
     rbac_output: Annotated[pathlib.Path | None, typer.Option(help="Also write the operator's RBAC here.")] = None,
+    policy_output: Annotated[pathlib.Path | None, typer.Option(help="Also write the namespace policy here.")] = None,
 ) -> None:
     """Print the CustomResourceDefinitions (or write them to a folder)."""
     files = crd_files()
     if rbac_output is not None:
         rbac_output.parent.mkdir(parents=True, exist_ok=True)
         rbac_output.write_text(rbac_text())
+    if policy_output is not None:
+        policy_output.parent.mkdir(parents=True, exist_ok=True)
+        policy_output.write_text(rbac.policy_text())
     if output is None:
         typer.echo("---\n".join(files.values()), nl=False)
         return
@@ -108,10 +113,30 @@ def kubectl() -> str:
 
 def install(
     kubeconfig: Annotated[str, typer.Option(help="Kubeconfig file; default $KUBECONFIG.")] = "",
+    policy: Annotated[
+        bool, typer.Option(help="Also apply the policy that lets the operator delete only Roadie's namespaces.")
+    ] = True,
 ) -> None:
-    """Apply the CRDs to the current cluster (server-side) and wait until they are served."""
+    """Apply the CRDs (server-side), wait until they are served, install the default Cyberdesk VM
+    template if absent, and the namespace policy (Kubernetes 1.30+)."""
     text = "---\n".join(crd_files().values())
     base = [kubectl(), *([f"--kubeconfig={kubeconfig}"] if kubeconfig else [])]
     subprocess.run([*base, "apply", "--server-side", "--force-conflicts", "-f", "-"], input=text.encode(), check=True)
     names = [f"crd/{doc['metadata']['name']}" for doc in crd_documents()]  # type: ignore[index]
     subprocess.run([*base, "wait", "--for=condition=Established", "--timeout=60s", *names], check=True)
+    _create_if_absent(base, cyberdesk_template.install_manifests())
+    if policy:
+        text = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in rbac.policy_manifests())
+        subprocess.run(
+            [*base, "apply", "--server-side", "--force-conflicts", "-f", "-"], input=text.encode(), check=True
+        )
+
+
+def _create_if_absent(base: list[str], manifests: list[dict[str, object]]) -> None:
+    """`kubectl create` each object, leaving one that exists as it is (an edited VM template stays)."""
+    for manifest in manifests:
+        text = yaml.safe_dump(manifest).encode()
+        done = subprocess.run([*base, "create", "-f", "-"], input=text, capture_output=True, check=False)
+        if done.returncode != 0 and b"AlreadyExists" not in done.stderr:
+            typer.echo(f"could not create {manifest['kind']}: {done.stderr.decode().strip()}", err=True)
+            raise typer.Exit(1)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 PAGE = 500
 MAX_BACKOFF = 30.0
 UNHEALTHY_AFTER = 60.0
+NOT_SERVED_RETRY = 60.0
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
@@ -90,6 +91,10 @@ def _version(obj: Body | None) -> int:
 
 class GoneError(Exception):
     """The API server no longer has the resourceVersion asked for: list again."""
+
+
+class NotServedError(Exception):
+    """The API server does not serve this resource (its CRD is not installed)."""
 
 
 class Informer:
@@ -175,6 +180,14 @@ class Informer:
                 self._failing_since = None
             except GoneError:
                 self._version = ""
+            except NotServedError:
+                # e.g. KubeVirt is not installed: the kind that needs it has nothing to watch yet;
+                # the operator still starts, and the watch begins once the resource appears
+                if not self.synced.is_set():
+                    log.warning("%s is not served by this cluster; watching for it", self.source.name)
+                self.synced.set()
+                self._version = ""
+                await asyncio.sleep(NOT_SERVED_RETRY)
             except asyncio.CancelledError:
                 raise
             except Exception as error:
@@ -193,6 +206,8 @@ class Informer:
         path = self.source.path(self.namespace)
         while True:
             response = await self._http.get(path, params=params)
+            if response.status_code == 404:
+                raise NotServedError(path)
             _raise_for(response)
             page = response.json()
             for item in page.get("items") or []:

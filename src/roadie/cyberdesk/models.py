@@ -140,4 +140,6 @@ START_API = api.Api(
     ),
 )
 
+#: The main kind (the catalog's default); `APIS` lists both kinds served.
+API = CYBERDESK_API
 APIS = [CYBERDESK_API, START_API]

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from roadie.core import children, labels, naming
+from roadie.core import children, naming
 from roadie.cyberdesk import default_template
 
 VARIABLES = ("vm_name", "namespace", "cyberdesk_name", "managed_by", "user_data_base64")
@@ -228,11 +228,9 @@ def virtual_machine(text: str, body: Mapping[str, Any], *, managed_by: str, user
     vm.pop("status", None)
     _run_strategy(vm["spec"])
     vmi_meta = vm["spec"]["template"]["metadata"]
-    vmi_meta["labels"] = {
-        **_strings(vmi_meta.get("labels")),
-        **own_labels(name, managed_by),
-        labels.INSTANCE: naming.label_value(name),
-    }
+    # the VMI gets the VM's labels (Roadie's `managed-by` among them): the operator's informer
+    # selects on it server-side, and the original's labels find a desktop's VMI by its name
+    vmi_meta["labels"] = {**_strings(vmi_meta.get("labels")), **owned["labels"]}
     return vm
 
 

@@ -80,6 +80,7 @@ class Ingress(models.ApiModel):
         if found:
             raise ValueError(f"snippet annotations are refused (CVE-2021-25742): {', '.join(found)}")
         return value
+
     className: str | None = pydantic.Field(default=None, description="Roadie addition: ingressClassName.")
     tlsSecretName: str | None = pydantic.Field(
         default=None, description="Roadie addition: serve TLS with this secret; URLs become https."
