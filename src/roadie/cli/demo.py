@@ -51,11 +51,13 @@ def _start_operator(config: cluster.ClusterConfig) -> None:
     raise RuntimeError(f"the operator did not become ready; read {log}")
 
 
-def _watch_phases(kubeconfig: pathlib.Path, resource: str, namespace: str, name: str, until: str) -> None:
+def _watch_phases(
+    kubeconfig: pathlib.Path, resource: str, namespace: str, name: str, until: str, limit: float = 90
+) -> None:
     """Print each phase the object passes through, as `kubectl get -w` would, until `until`."""
     seen = None
     started = time.monotonic()
-    while time.monotonic() - started < 90:
+    while time.monotonic() - started < limit:
         raw = _kubectl(kubeconfig, "get", resource, name, "-n", namespace, "-o", "json", check=False)
         status = json.loads(raw).get("status", {}) if raw else {}
         phase = status.get("phase")
@@ -68,6 +70,38 @@ def _watch_phases(kubeconfig: pathlib.Path, resource: str, namespace: str, name:
             return
         time.sleep(0.2)
     raise RuntimeError(f"{resource}/{name} did not reach {until}")
+
+
+def _observatory(kubeconfig: pathlib.Path) -> None:
+    typer.echo("Observatory: applying deploy/samples/observatory-three-tasks.yaml (the original's sample)")
+    _kubectl(kubeconfig, "apply", "-n", "default", "-f", str(SAMPLES / "observatory-three-tasks.yaml"))
+    _watch_phases(kubeconfig, "observatory", "default", "observatory-sample", "Succeeded")
+    typer.echo(_kubectl(kubeconfig, "get", "observatories", "-n", "default"))
+    graph = subprocess.run(
+        [sys.executable, "-m", "roadie", "graph", "obs/observatory-sample", "-n", "default"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+    )
+    typer.echo(graph.stdout or graph.stderr)
+    svg = pathlib.Path("observatory-sample.svg").resolve()
+    subprocess.run(
+        [sys.executable, "-m", "roadie", "graph", "obs/observatory-sample", "-n", "default", "-o", str(svg)],
+        check=False,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+    )
+    typer.echo(f"  the graph as a picture: {svg}\n")
+
+
+def _cyberdesk(kubeconfig: pathlib.Path) -> None:
+    typer.echo("Cyberdesk: applying deploy/samples/cyberdesk-short.yaml (a desktop with a 30 s timeout)")
+    _kubectl(kubeconfig, "apply", "-n", "default", "-f", str(SAMPLES / "cyberdesk-short.yaml"))
+    _watch_phases(kubeconfig, "cyberdesk", "default", "demo-desk", "Running")
+    typer.echo(_kubectl(kubeconfig, "get", "cyberdesks,virtualmachines,virtualmachineinstances", "-n", "default"))
+    typer.echo("  ... waiting for its timeout: halted, then deleted")
+    _watch_phases(kubeconfig, "cyberdesk", "default", "demo-desk", "TimedOut", limit=120)
+    typer.echo(_kubectl(kubeconfig, "get", "cyberdesks", "-n", "default"))
 
 
 def run() -> int:
@@ -93,6 +127,11 @@ def run() -> int:
             _kubectl(kubeconfig, "apply", "-f", str(SAMPLES / "preview-example.yaml"))
             _watch_phases(kubeconfig, "previewenvironment", "preview-environments", "pr-42-env", "Ready")
             typer.echo(_kubectl(kubeconfig, "get", "all,ingress,networkpolicy", "-n", "preview-pr-42"))
+
+        if "observatory" in controllers:
+            _observatory(kubeconfig)
+        if "cyberdesk" in controllers:
+            _cyberdesk(kubeconfig)
     except (RuntimeError, cluster.ClusterError) as error:
         typer.echo(f"roadie demo: {error}", err=True)
         return 1
