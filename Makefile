@@ -38,6 +38,7 @@ fmt: venv
 bench: venv  ## benchmarks, each reporting ratios against a baseline measured in the same run
 	$(BIN)/python benchmarks/bench_scheduler.py 10000
 	$(BIN)/python benchmarks/bench_workshops.py 30
+	$(BIN)/python benchmarks/bench_snapshot.py --scale 0.2 --rounds 3
 
 crds: venv  ## regenerate deploy/crds from the models
 	$(ROADIE) crds --output deploy/crds --rbac-output deploy/rbac/roadie.yaml --policy-output deploy/policy/roadie-namespaces.yaml
