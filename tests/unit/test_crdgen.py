@@ -237,16 +237,16 @@ def test_a_kind_without_status_has_no_status_subresource() -> None:
 def test_cluster_scope_optional_spec_and_cel_rules() -> None:
     rule = api.CelRule("self.port > 0", "port must be positive")
     wide = api.Api(
-            group="g.dev",
-            version="v1",
-            kind="Wide",
-            plural="wides",
-            spec=Named,
-            namespaced=False,
-            spec_required=False,
-            categories=(),
-            spec_rules=(rule,),
-        )
+        group="g.dev",
+        version="v1",
+        kind="Wide",
+        plural="wides",
+        spec=Named,
+        namespaced=False,
+        spec_required=False,
+        categories=(),
+        spec_rules=(rule,),
+    )
     crd = crdgen.crd(wide)
     hash(wide)  # the client caches a resource class per Api: it must stay hashable with rules
     assert crd["spec"]["scope"] == "Cluster"
