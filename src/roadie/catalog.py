@@ -31,6 +31,8 @@ KINDS: tuple[KindEntry, ...] = (
     KindEntry("workshop", "roadie.workshop.models", "roadie.workshop.reconcile"),
     KindEntry("preview", "roadie.preview.models", "roadie.preview.reconcile"),
     KindEntry("cyberdesk", "roadie.cyberdesk.models", "roadie.cyberdesk.reconcile"),
+    KindEntry("workspace", "roadie.workspace.models", "roadie.workspace.reconcile"),
+    KindEntry("observatory", "roadie.observatory.models", "roadie.observatory.reconcile"),
 )
 
 

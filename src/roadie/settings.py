@@ -13,7 +13,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-ALL_CONTROLLERS = ("workshop", "preview", "cyberdesk")
+ALL_CONTROLLERS = ("workshop", "preview", "cyberdesk", "observatory", "workspace")
 
 
 @dataclasses.dataclass
@@ -114,11 +114,29 @@ class CyberdeskSettings:
 
 
 @dataclasses.dataclass
+class WorkspaceSettings:
+    #: The workspace pods' image when a Workspace names none (`spec.image` overrides it); it is
+    #: kept running with `sleep infinity`, a shell for `kubectl exec` in main/.
+    image: str = "docker.io/library/busybox:1.37"
+    #: The snapshot engine's image: the operator's own (it runs `roadie jvs ...`).
+    engine_image: str = "ghcr.io/roadie/roadie:0.1.0"
+    #: The engine's command in that image (comma-separated in the environment).
+    engine_command: tuple[str, ...] = ("roadie", "jvs")
+    #: Where the workspace's claim is mounted in its pods and the engine's; main/ is under it.
+    mount_path: str = "/workspace"
+    #: The user and group the workspace pods and the engine run as (they share the files).
+    user_id: int = 1000
+    #: Seconds an engine Job may run before it is stopped (activeDeadlineSeconds).
+    engine_deadline_seconds: int = 3600
+
+
+@dataclasses.dataclass
 class Settings:
     operator: OperatorSettings = dataclasses.field(default_factory=OperatorSettings)
     workshop: WorkshopSettings = dataclasses.field(default_factory=WorkshopSettings)
     preview: PreviewSettings = dataclasses.field(default_factory=PreviewSettings)
     cyberdesk: CyberdeskSettings = dataclasses.field(default_factory=CyberdeskSettings)
+    workspace: WorkspaceSettings = dataclasses.field(default_factory=WorkspaceSettings)
 
 
 def _convert(raw: str, kind: Any) -> Any:

@@ -149,14 +149,18 @@ class Informer:
     def observe(self, obj: Body) -> None:
         """Take in an object the operator just wrote (the response of its own request), so the
         next reconcile reads it at once instead of the copy from before the write. Older
-        versions are ignored; no handler runs (the watch event that follows is then no news)."""
+        versions are ignored. A change runs no handler (the watch event that follows is then no
+        news); a new object runs them as ADDED, since its own ADDED event will be skipped."""
         obj = trim(obj)
         obj.setdefault("apiVersion", self.source.api_version)
         obj.setdefault("kind", self.source.kind)
         key = key_of(obj)
-        if key in self._store and _version(obj) <= _version(self._store[key]):
+        previous = self._store.get(key)
+        if previous is not None and _version(obj) <= _version(previous):
             return
         self._put(key, obj)
+        if previous is None:  # a new object (the operator created it): its watch ADDED will be no news
+            self._emit("ADDED", obj, None)
 
     # -- running -----------------------------------------------------------------------------
     def start(self) -> asyncio.Task[None]:

@@ -39,6 +39,16 @@ SCHEDULE_FIELDS = (
 )
 _HASH = 6
 
+WATCH = ("list", "watch")
+#: What the reconcile does to each kind of child, from which the operator's RBAC is generated
+#: (`roadie.rbac`): task pods are created once per attempt (never patched), read by name when a
+#: create finds the name taken, deleted at a deadline; a schedule creates its runs and deletes
+#: those beyond its history limits (the Observatory's own rights cover both but `create`).
+ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("", "pods", (*WATCH, "create", "get", "delete")),
+    (models.API.group, models.API.plural, ("create", "delete")),
+)
+
 
 def _hash(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:_HASH]

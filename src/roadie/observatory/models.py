@@ -85,9 +85,9 @@ class TaskMetadata(models.ApiModel):
     )
 
 
-#: Rules on each task (`self` is one task).
+#: Rules on each task (`self` is one task). An omitted list is absent in CEL, not empty: `has()` first.
 EACH_TASK_RULES: tuple[tuple[str, str], ...] = (
-    ("!(self.name in self.dependencies)", "a task cannot depend on itself"),
+    ("!has(self.dependencies) || !(self.name in self.dependencies)", "a task cannot depend on itself"),
 )
 
 
@@ -137,7 +137,8 @@ class Task(models.ApiModel):
 #: map is built once per evaluation inside a one-element list (CEL in Kubernetes has no `bind`).
 TASK_RULES: tuple[tuple[str, str], ...] = (
     (
-        "[self.transformMapEntry(i, t, {t.name: true})].all(names, self.all(t, t.dependencies.all(d, d in names)))",
+        "[self.transformMapEntry(i, t, {t.name: true})]"
+        ".all(names, self.all(t, !has(t.dependencies) || t.dependencies.all(d, d in names)))",
         "every dependency must name a task of this workflow",
     ),
 )
