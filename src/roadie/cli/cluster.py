@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from roadie.devcluster import binaries, cluster
+from roadie.devcluster import binaries, cluster, kubevirt
 
 app = typer.Typer(help="Run a real Kubernetes control plane on loopback (no Docker).", no_args_is_help=True)
 
@@ -31,7 +31,7 @@ def up(
     port_base: Annotated[int | None, typer.Option("--port-base")] = None,
     nodes: Annotated[int, typer.Option("--nodes", min=1, max=50)] = 3,
 ) -> None:
-    """Start etcd, kube-apiserver, controller-manager, scheduler, kwok and a volume provisioner."""
+    """Start etcd, kube-apiserver, controller-manager, scheduler, kwok, a volume provisioner and the stand-ins."""
     config = cluster.ClusterConfig(name=name, port_base=_config(name, port_base).port_base, node_count=nodes)
     try:
         cluster.up(config)
@@ -74,9 +74,15 @@ def kubeconfig(name: NameOption = "roadie") -> None:
 
 @app.command("binaries")
 def binaries_cmd() -> None:
-    """Find or build the control-plane binaries; print their folder."""
+    """Find or build the control-plane binaries and KubeVirt's CRDs; print the binaries' folder."""
+
+    def report(line: str) -> None:
+        typer.echo(line, err=True)
+
     try:
-        typer.echo(str(binaries.resolve(report=lambda line: typer.echo(line, err=True))))
+        folder = binaries.resolve(report=report)
+        report(f"KubeVirt CRDs: {kubevirt.resolve(report=report)}")
+        typer.echo(str(folder))
     except binaries.BinariesError as error:
         typer.echo(f"roadie: {error}", err=True)
         raise typer.Exit(1) from error

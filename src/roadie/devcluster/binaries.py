@@ -77,7 +77,7 @@ def resolve(
 
 
 @contextlib.contextmanager
-def _build_lock(target: pathlib.Path) -> Iterator[None]:
+def build_lock(target: pathlib.Path) -> Iterator[None]:
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f".{target.name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -91,7 +91,7 @@ def build_all(target: pathlib.Path, pins: versions.Versions, report: Reporter = 
     """Build every binary into `target`, atomically, holding a lock against a parallel build."""
     if shutil.which("go") is None:
         raise BinariesError("no Go toolchain on PATH: install Go, or point ROADIE_K8S_BIN at built binaries")
-    with _build_lock(target):
+    with build_lock(target):
         if is_complete(target):  # another process built it while this one waited
             return
         scratch = target.parent / f".build-{target.name}-{os.getpid()}"
@@ -116,7 +116,7 @@ def dataclasses_asdict(pins: versions.Versions) -> dict[str, str]:
     return {"kubernetes": pins.kubernetes, "etcd": pins.etcd, "kwok": pins.kwok}
 
 
-def _go(args: list[str], cwd: pathlib.Path, report: Reporter, extra_env: Mapping[str, str] | None = None) -> str:
+def run_go(args: list[str], cwd: pathlib.Path, report: Reporter, extra_env: Mapping[str, str] | None = None) -> str:
     env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false", **(extra_env or {})}
     report("  $ go " + " ".join(args))
     proc = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
@@ -164,13 +164,13 @@ def version_ldflags(pins: versions.Versions) -> str:
 def _build_kubernetes(scratch: pathlib.Path, out: pathlib.Path, pins: versions.Versions, report: Reporter) -> None:
     work = scratch / "kubernetes"
     work.mkdir()
-    info = json.loads(_go(["mod", "download", "-json", f"k8s.io/kubernetes@v{pins.kubernetes}"], work, report))
+    info = json.loads(run_go(["mod", "download", "-json", f"k8s.io/kubernetes@v{pins.kubernetes}"], work, report))
     staging = staging_modules(pathlib.Path(info["GoMod"]).read_text())
     (work / "go.mod").write_text(kubernetes_wrapper_go_mod(pins, staging))
     commands = [
         f"k8s.io/kubernetes/cmd/{name}" for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
     ]
-    _go(["build", "-trimpath", "-ldflags", version_ldflags(pins), "-o", f"{out}/", *commands], work, report)
+    run_go(["build", "-trimpath", "-ldflags", version_ldflags(pins), "-o", f"{out}/", *commands], work, report)
 
 
 def _build_etcd(scratch: pathlib.Path, out: pathlib.Path, pins: versions.Versions, report: Reporter) -> None:
@@ -179,7 +179,7 @@ def _build_etcd(scratch: pathlib.Path, out: pathlib.Path, pins: versions.Version
     (work / "go.mod").write_text(
         f"module roadie.local/etcdbuild\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 v{pins.etcd}\n"
     )
-    _go(
+    run_go(
         ["build", "-trimpath", "-ldflags", "-s -w", "-o", str(out / "etcd"), "go.etcd.io/etcd/server/v3"],
         work,
         report,
@@ -189,7 +189,7 @@ def _build_etcd(scratch: pathlib.Path, out: pathlib.Path, pins: versions.Version
 def _build_kwok(out: pathlib.Path, pins: versions.Versions, report: Reporter) -> None:
     ldflags = f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=v{pins.kwok}"
     packages = [f"sigs.k8s.io/kwok/cmd/{name}@v{pins.kwok}" for name in ("kwok", "kwokctl")]
-    _go(
+    run_go(
         ["install", "-trimpath", "-ldflags", ldflags, *packages],
         out,
         report,

@@ -2,7 +2,9 @@
 
 etcd, kube-apiserver (certificate authentication, RBAC and the default admission plugins, as in a
 real cluster), kube-controller-manager with every controller, kube-scheduler, kwok playing the
-kubelets of a few fake nodes, and a storage provisioner for the default StorageClass. A fresh
+kubelets of a few fake nodes, a storage provisioner for the default StorageClass, and two stand-ins
+for what kwok cannot do: an executor that really runs the Workspace engine's pods as local processes
+(their kubelet), and KubeVirt's CRDs with a virt-controller that moves VirtualMachines along. A fresh
 etcd is used whenever etcd itself is not running, so `down` then `up` gives a clean cluster.
 """
 
@@ -20,11 +22,20 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from roadie.devcluster import binaries, kubeconfigs, nodes, pki, processes
+from roadie.devcluster import binaries, kubeconfigs, kubevirt, nodes, pki, processes
 from roadie.devcluster import versions as versions_mod
 
 #: Components in start order; `down` stops them in reverse, the operator (if any) first.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "provisioner")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "provisioner",
+    "pod-executor",
+    "virt-controller",
+)
 OPERATOR = "operator"
 SERVICE_CIDR = "10.96.0.0/16"
 
@@ -210,6 +221,16 @@ def _argv(config: ClusterConfig, bins: pathlib.Path, certs: pki.Pki, name: str) 
             f"--kubeconfig={config.kubeconfig}",
             f"--root={state / 'volumes'}",
         ]
+    if name == "pod-executor":
+        return [
+            sys.executable,
+            "-m",
+            "roadie.devcluster.executor",
+            f"--kubeconfig={config.kubeconfig}",
+            f"--state={state}",
+        ]
+    if name == "virt-controller":
+        return [sys.executable, "-m", "roadie.devcluster.virtcontroller", f"--kubeconfig={config.kubeconfig}"]
     raise ValueError(f"unknown component {name}")
 
 
@@ -269,6 +290,7 @@ def up(config: ClusterConfig, report: Reporter = print) -> pathlib.Path:
         return config.kubeconfig
     started = time.monotonic()
     bins = binaries.resolve(report=report)
+    kubevirt_crds = kubevirt.resolve(report=report)
     state = config.state
     state.mkdir(parents=True, exist_ok=True)
     certs = pki.ensure(state / "pki")
@@ -294,6 +316,7 @@ def up(config: ClusterConfig, report: Reporter = print) -> pathlib.Path:
             processes.stop(state, name)
         shutil.rmtree(state / "etcd", ignore_errors=True)
         shutil.rmtree(state / "volumes", ignore_errors=True)
+        shutil.rmtree(state / "executor", ignore_errors=True)
     report(f"starting cluster {config.name!r} from {bins}")
     processes.start(state, "etcd", _argv(config, bins, certs, "etcd"))
     _wait(
@@ -305,6 +328,7 @@ def up(config: ClusterConfig, report: Reporter = print) -> pathlib.Path:
     )
     processes.start(state, "kube-apiserver", _argv(config, bins, certs, "kube-apiserver"))
     _wait("kube-apiserver", lambda: api_ready(config), 60, config, "kube-apiserver")
+    crd_names = kubevirt.install(config.kubeconfig, kubevirt_crds)  # served while the rest starts
     for name in COMPONENTS[2:]:
         processes.start(state, name, _argv(config, bins, certs, name))
     nodes.ensure_cluster_objects(config.kubeconfig, config.node_count)
@@ -315,6 +339,7 @@ def up(config: ClusterConfig, report: Reporter = print) -> pathlib.Path:
         config,
         "kwok",
     )
+    kubevirt.wait_established(config.kubeconfig, crd_names)
     report(
         f"cluster {config.name!r} is up in {time.monotonic() - started:.1f}s at {config.server}\n"
         f"  export KUBECONFIG={config.kubeconfig}"

@@ -14,6 +14,8 @@ class Versions:
     kubernetes: str = "1.36.3"
     etcd: str = "3.6.16"
     kwok: str = "0.8.0"
+    #: KubeVirt, whose CRDs (not binaries) the local cluster serves; apart from the binaries' key.
+    kubevirt: str = "1.8.0"
 
     @property
     def key(self) -> str:
