@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from aiohttp import web
 
-HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding", "host"}
+HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}  # bodies pass as sent
 
 
 class FaultProxy:

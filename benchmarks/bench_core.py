@@ -397,13 +397,13 @@ async def everything(args: argparse.Namespace) -> None:
 
 def table() -> str:
     """The latest result of each scenario as the Markdown table docs/performance.md keeps."""
-    rows = ["| scenario | figure | goal | command |", "|---|---|---|---|"]
+    rows = ["| scenario | latest | command |", "|---|---|---|"]
     latest: dict[str, dict[str, Any]] = {}
     for path in sorted(RESULTS.glob("*.json")):
         data = json.loads(path.read_text())
         latest[path.name.rsplit("-", 2)[0]] = data
     for name, data in sorted(latest.items()):
-        rows.append(f"| {name} | {data.get('summary', '')} | see below | `{data.get('command', '')}` |")
+        rows.append(f"| {name} | {data.get('summary', '')} | `{data.get('command', '')}` |")
     return "\n".join(rows)
 
 

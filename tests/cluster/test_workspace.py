@@ -22,6 +22,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
+from lightkube.types import PatchType
 from tests.cluster.conftest import OperatorProcess, gone, wait_for
 
 from roadie.cli import main as cli_main
@@ -282,7 +283,7 @@ def test_retention_removes_old_untagged_snapshots_and_their_data(
     old = take(kube, namespace, "old", "ws")
     newest = take(kube, namespace, "newest", "ws")
     # the policy arrives once all three exist: only "old" is neither tagged, newest nor current
-    kube.patch(Workspace, "ws", {"spec": {"retentionPolicy": policy}}, namespace=namespace)
+    kube.patch(Workspace, "ws", {"spec": {"retentionPolicy": policy}}, namespace=namespace, patch_type=PatchType.MERGE)
     wait_for("old removed", gone(lambda: kube.get(Snapshot, "old", namespace=namespace)), timeout=30)
     ids = {s["snapshotID"] for s in engine_list(root)["snapshots"]}
     assert ids == {kept_tag["snapshotID"], newest["snapshotID"]}

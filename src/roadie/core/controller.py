@@ -125,7 +125,7 @@ class Controller:
         try:
             again = await self.reconcile(body)
         except Exception as error:
-            level = logging.INFO if _is_conflict(error) else logging.ERROR
+            level = logging.INFO if _is_transient(error) else logging.ERROR
             log.log(
                 level,
                 "reconcile of %s %s/%s failed (will retry): %s",
@@ -165,5 +165,9 @@ def resync_delay(body: Body, period: float, now: float) -> float:
     return moment - now
 
 
-def _is_conflict(error: Exception) -> bool:
-    return isinstance(error, ApiError) and error.status.code == 409
+def _is_transient(error: Exception) -> bool:
+    """Errors a retry is expected to cure (a conflict, throttling, a server error, a dropped
+    connection): logged briefly, not as a failure with a traceback."""
+    if isinstance(error, ApiError):
+        return error.status.code in (409, 429) or (error.status.code or 0) >= 500
+    return type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11", "anyio")

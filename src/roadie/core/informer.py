@@ -120,6 +120,7 @@ class Informer:
         self._version = ""
         self.synced = asyncio.Event()
         self._failing_since: float | None = None
+        self._failures = 0
         self._task: asyncio.Task[None] | None = None
 
     # -- reading -----------------------------------------------------------------------------
@@ -174,13 +175,12 @@ class Informer:
         return self._failing_since is None or time.monotonic() - self._failing_since < UNHEALTHY_AFTER
 
     async def run(self) -> None:
-        failures = 0
         while True:
             try:
                 if not self._version:
                     await self._relist()
                 await self._watch()
-                failures = 0
+                self._failures = 0
                 self._failing_since = None
             except GoneError:
                 self._version = ""
@@ -195,9 +195,9 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                failures += 1
+                self._failures += 1
                 self._failing_since = self._failing_since or time.monotonic()
-                delay = min(MAX_BACKOFF, 0.5 * 2 ** min(failures, 8)) * random.uniform(0.8, 1.2)
+                delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self._failures, 8)) * random.uniform(0.8, 1.2)
                 log.warning("watch of %s failed (retry in %.1fs): %s", self.source.name, delay, error or type(error))
                 await asyncio.sleep(delay)
 
@@ -252,6 +252,7 @@ class Informer:
                 await response.aread()
                 _raise_for(response)
             self._failing_since = None
+            self._failures = 0  # open again: the next outage backs off from the start
             async for line in response.aiter_lines():
                 if line.strip():
                     self._on_line(line)

@@ -18,7 +18,9 @@ from roadie.core import api, models
 DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 HTTP_PATH = r"^/[^\s]*$"
 
-Phase = Literal["Pending", "Creating", "Updating", "Ready", "Failed", "Terminating"]
+# The same values in the same order as Workspace's phases: typing caches `Literal[...] | None` by
+# the set of values, so two orders of one set would make the CRDs depend on import order.
+Phase = Literal["Pending", "Creating", "Ready", "Updating", "Failed", "Terminating"]
 
 
 class Amounts(models.ApiModel):

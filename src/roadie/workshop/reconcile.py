@@ -72,7 +72,12 @@ async def reconcile(body: dict[str, Any]) -> float | None:
         controller,
         body,
         now,
-        {"expiry": seen.expires_at, "expiry-warning": warn_at, "provisioning-deadline": deadline},
+        {
+            "expiry": seen.expires_at,
+            "expiry-warning": warn_at,
+            # once provisioned, the deadline can no longer fail it: do not wake it for nothing
+            "provisioning-deadline": None if old.get("phase") in ("Ready", "Running") else deadline,
+        },
     )
     seen.in_warning_window = now >= warn_at
     seen.deadline_passed = now >= deadline
