@@ -94,6 +94,31 @@ def _observatory(kubeconfig: pathlib.Path) -> None:
     typer.echo(f"  the graph as a picture: {svg}\n")
 
 
+def _volume_dir(kubeconfig: pathlib.Path, claim: str) -> pathlib.Path:
+    """Where the local provisioner keeps a claim's volume: what a user's pod would see."""
+    volume = _kubectl(kubeconfig, "get", "pvc", claim, "-n", "default", "-o", "jsonpath={.spec.volumeName}")
+    return pathlib.Path(_kubectl(kubeconfig, "get", "pv", volume, "-o", "jsonpath={.spec.hostPath.path}"))
+
+
+def _workspace(kubeconfig: pathlib.Path) -> None:
+    typer.echo("Workspace: applying deploy/samples/workspace-demo.yaml")
+    _kubectl(kubeconfig, "apply", "-n", "default", "-f", str(SAMPLES / "workspace-demo.yaml"))
+    _watch_phases(kubeconfig, "workspace", "default", "demo-ws", "Ready")
+    main = _volume_dir(kubeconfig, "demo-ws-data") / "main"
+    main.mkdir(parents=True, exist_ok=True)
+    (main / "notes.txt").write_text("written before the snapshot\n")
+    typer.echo(f"  wrote {main / 'notes.txt'} (as a user in the workspace pod would)")
+    typer.echo("  taking a snapshot: deploy/samples/workspace-demo-snapshot.yaml")
+    _kubectl(kubeconfig, "apply", "-n", "default", "-f", str(SAMPLES / "workspace-demo-snapshot.yaml"))
+    _watch_phases(kubeconfig, "snapshot", "default", "demo-first", "Ready", limit=180)
+    typer.echo(_kubectl(kubeconfig, "get", "snapshots", "-n", "default", "-o", "wide"))
+    (main / "notes.txt").write_text("changed after the snapshot\n")
+    typer.echo("  changed notes.txt; restoring in place: deploy/samples/workspace-demo-restore.yaml")
+    _kubectl(kubeconfig, "apply", "-n", "default", "-f", str(SAMPLES / "workspace-demo-restore.yaml"))
+    _watch_phases(kubeconfig, "snapshot", "default", "demo-rollback", "Ready", limit=180)
+    typer.echo(f"  notes.txt now says: {(main / 'notes.txt').read_text().strip()!r}\n")
+
+
 def _cyberdesk(kubeconfig: pathlib.Path) -> None:
     typer.echo("Cyberdesk: applying deploy/samples/cyberdesk-short.yaml (a desktop with a 30 s timeout)")
     _kubectl(kubeconfig, "apply", "-n", "default", "-f", str(SAMPLES / "cyberdesk-short.yaml"))
@@ -130,6 +155,8 @@ def run() -> int:
 
         if "observatory" in controllers:
             _observatory(kubeconfig)
+        if "workspace" in controllers:
+            _workspace(kubeconfig)
         if "cyberdesk" in controllers:
             _cyberdesk(kubeconfig)
     except (RuntimeError, cluster.ClusterError) as error:
