@@ -25,7 +25,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Secret
 from lightkube.types import PatchType
-from tests.cluster.conftest import OperatorProcess, gone, wait_for
+from tests.cluster.conftest import OperatorProcess, gone, instead_of, wait_for
 from tests.support import postgres
 
 from roadie.core import models
@@ -66,22 +66,12 @@ def cd_operator(
         "ROADIE_CYBERDESK_POOL_SIZE": "1",
         "ROADIE_CYBERDESK_POOL_NAMESPACES": POOL_NAMESPACE,
     }
-    operator.stop()
-    own = OperatorProcess(
-        kubeconfig, tmp_path_factory.mktemp("cyberdesk") / "operator.log", ["--controllers", "cyberdesk"]
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
+    log = tmp_path_factory.mktemp("cyberdesk") / "operator.log"
+    with instead_of(operator, OperatorProcess(kubeconfig, log, ["--controllers", "cyberdesk"], env)) as own:
         own.start()
-        try:
-            yield own
-        finally:
-            own.stop()
-            print(f"cyberdesk operator log: {own.log}")
+        yield own
     with contextlib.suppress(ApiError):
         kube.delete(Namespace, POOL_NAMESPACE)
-    operator.start()
 
 
 # -- helpers ---------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.core_v1 import Event, Pod
 from lightkube.types import PatchType
-from tests.cluster.conftest import OperatorProcess, wait_for
+from tests.cluster.conftest import OperatorProcess, instead_of, wait_for
 
 from roadie.core import models as core_models
 from roadie.observatory import children, models
@@ -333,15 +333,9 @@ def own_operator(
     operator: OperatorProcess, kubeconfig: pathlib.Path, tmp_path: pathlib.Path
 ) -> Iterator[OperatorProcess]:
     """The shared operator stopped, and one this test may kill, in its place."""
-    operator.stop()
-    own = OperatorProcess(
-        kubeconfig, tmp_path / "killed.log", ["--resync-seconds", "5", "--controllers", "observatory"]
-    )
-    try:
+    args = ["--resync-seconds", "5", "--controllers", "observatory"]
+    with instead_of(operator, OperatorProcess(kubeconfig, tmp_path / "killed.log", args)) as own:
         yield own
-    finally:
-        own.stop()
-        operator.start()
 
 
 def test_a_killed_operator_runs_no_task_twice(

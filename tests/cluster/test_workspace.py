@@ -23,23 +23,11 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
 from lightkube.types import PatchType
-from tests.cluster.conftest import OperatorProcess, gone, wait_for
-
-from roadie.cli import main as cli_main
+from tests.cluster.conftest import OperatorProcess, gone, instead_of, wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 Workspace = create_namespaced_resource("jvs.io", "v1alpha1", "Workspace", "workspaces")
 Snapshot = create_namespaced_resource("jvs.io", "v1alpha1", "Snapshot", "snapshots")
-
-
-def _engine_env() -> dict[str, str]:
-    """Until `roadie jvs` is a sub-command of the installed `roadie`, run the engine's app directly."""
-    names = {c.name for c in cli_main.app.registered_groups if c.name} | {
-        c.name for c in cli_main.app.registered_commands if c.name
-    }
-    if "jvs" in names:
-        return {}
-    return {"ROADIE_WORKSPACE_ENGINE_COMMAND": "python,-c,from roadie.cli.jvs import app; app()"}
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +36,11 @@ def ws_operator(
 ) -> Iterator[OperatorProcess]:
     """The shared operator stopped, and one running only the Workspace controllers in its place
     (so a test can kill and restart it)."""
-    operator.stop()
-    own = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("workspace") / "operator.log",
-                          ["--controllers", "workspace", "--resync-seconds", "5"])  # fmt: skip
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in _engine_env().items():
-            patch.setenv(key, value)
+    log = tmp_path_factory.mktemp("workspace") / "operator.log"
+    args = ["--controllers", "workspace", "--resync-seconds", "5"]
+    with instead_of(operator, OperatorProcess(kubeconfig, log, args)) as own:
         own.start()
-        try:
-            yield own
-        finally:
-            own.stop()
-            print(f"workspace operator log: {own.log}")
-    operator.start()
+        yield own
 
 
 # -- helpers ---------------------------------------------------------------------------------

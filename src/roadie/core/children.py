@@ -148,6 +148,11 @@ def _point_pods(manifest: Manifest) -> Manifest:
     return {**manifest, "spec": {**manifest["spec"], "template": {**template, "metadata": meta}}}
 
 
+def _refuse_foreign(manifest: Manifest, existing: Body | None, parent: Any | None) -> None:
+    if existing is not None and parent is not None and not owned_by(existing, parent):
+        raise _foreign(manifest, existing)
+
+
 async def apply(manifest: Manifest, parent: Any | None = None) -> Body:
     """Make the child as `manifest` says, with as few requests as that takes (often none).
 
@@ -157,15 +162,12 @@ async def apply(manifest: Manifest, parent: Any | None = None) -> Body:
     """
     manifest = _point_pods(manifest)
     source = sources.for_manifest(manifest)
-    watched = source is not None and cache.watched(source)
-    existing = cached(manifest) if watched else None
-    if existing is not None:
-        if parent is not None and not owned_by(existing, parent):
-            raise _foreign(manifest, existing)
-        if satisfied(manifest, existing):
-            return existing
-    elif parent is not None:
-        created = await _create_or_existing(manifest, parent)
+    existing = cached(manifest) if source is not None and cache.watched(source) else None
+    _refuse_foreign(manifest, existing, parent)
+    if existing is not None and satisfied(manifest, existing):
+        return existing
+    if existing is None and parent is not None:
+        created = await _create(manifest, parent)
         if created is not None:
             return created
     result = _as_dict(await client.get().apply(codecs.from_dict(manifest), force=True))
@@ -174,17 +176,19 @@ async def apply(manifest: Manifest, parent: Any | None = None) -> Body:
     return result
 
 
-async def _create_or_existing(manifest: Manifest, parent: Any) -> Body | None:
-    """Create the child; None if it already existed and is `parent`'s (the cache was behind)."""
+async def _create(manifest: Manifest, parent: Any | None) -> Body | None:
+    """Create the child (taken into the cache); None if one of that name already exists and is
+    `parent`'s, or with no `parent`, exists at all (the cache was behind, or it is not watched)."""
     obj = codecs.from_dict(manifest)
     try:
         created = _as_dict(await client.get().create(obj))
     except ApiError as error:
         if error.status.code != 409:
             raise
-        existing = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
-        if existing is not None and not owned_by(existing, parent):
-            raise _foreign(manifest, existing) from error
+        if parent is not None:
+            meta = manifest["metadata"]
+            existing = await get_or_none(type(obj), meta["name"], meta.get("namespace"))
+            _refuse_foreign(manifest, existing, parent)
         return None
     source = sources.for_manifest(manifest)
     if source is not None:
@@ -200,25 +204,10 @@ async def create_if_absent(manifest: Manifest, parent: Any | None = None) -> boo
     """
     manifest = _point_pods(manifest)
     existing = cached(manifest)
+    _refuse_foreign(manifest, existing, parent)
     if existing is not None:
-        if parent is not None and not owned_by(existing, parent):
-            raise _foreign(manifest, existing)
         return False
-    obj = codecs.from_dict(manifest)
-    try:
-        created = _as_dict(await client.get().create(obj))
-    except ApiError as error:
-        if error.status.code != 409:
-            raise
-        if parent is not None:
-            found = await get_or_none(type(obj), manifest["metadata"]["name"], manifest["metadata"].get("namespace"))
-            if found is not None and not owned_by(found, parent):
-                raise _foreign(manifest, found) from error
-        return False
-    source = sources.for_manifest(manifest)
-    if source is not None:
-        cache.observe(source, created)
-    return True
+    return await _create(manifest, parent) is not None
 
 
 async def delete(resource: Any, name: str, namespace: str | None = None, **options: Any) -> bool:

@@ -68,19 +68,11 @@ class Controller:
         """Reconcile the object (as the cache holds it then) after `delay` seconds."""
         self.queue.add_after((namespace or "", name), delay)
 
-    def at(
-        self,
-        namespace: str | None,
-        name: str,
-        purpose: str,
-        when: Any,
-        action: Callable[[], Awaitable[None] | None] | None = None,
-    ) -> None:
-        """At `when` (exactly: the core scheduler fires then), reconcile the object, or run
-        `action`; one entry per purpose, replaced when scheduled again."""
+    def at(self, namespace: str | None, name: str, purpose: str, when: Any) -> None:
+        """At `when` (exactly: the core scheduler fires then), reconcile the object; one entry
+        per purpose, replaced when scheduled again."""
         key = (namespace or "", name)
-        callback = action or (lambda: self.queue.add(key))
-        schedule.get().at((self.api.kind, key, purpose), when, callback)
+        schedule.get().at((self.api.kind, key, purpose), when, lambda: self.queue.add(key))
 
     def cancel(self, namespace: str | None, name: str, purpose: str) -> None:
         schedule.get().cancel((self.api.kind, (namespace or "", name), purpose))

@@ -89,18 +89,11 @@ class Scheduler:
             self._unindex(prefix)
         self._maybe_compact()
 
-    def when(self, key: Hashable) -> float | None:
-        entry = self._live.get(key)
-        return entry.when if entry else None
-
     def pending(self) -> dict[Hashable, float]:
         return {key: entry.when for key, entry in self._live.items()}
 
     def __len__(self) -> int:
         return len(self._live)
-
-    def heap_size(self) -> int:
-        return len(self._heap)
 
     def _unindex(self, key: Hashable) -> None:
         owner = _owner(key)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -62,7 +61,7 @@ def write_sql(table: str = TABLE, key_column: str = KEY_COLUMN, *, upsert: bool 
 _PERMANENT = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
-class PostgresSink:
+class PostgresSink(queue.RowSink):
     name = "postgres"
 
     def __init__(
@@ -83,20 +82,7 @@ class PostgresSink:
         self._conn: Any = None
         self.queue: queue.KeyedQueue[str] = queue.KeyedQueue(self.name, self._write, backoff)
 
-    def put(self, name: str, status: str) -> None:
-        self.queue.put(name, status)
-
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
-        """Events are the webhook's; the row only follows the status."""
-
-    def forget(self, name: str, namespace: str | None = None) -> None:
-        self.queue.forget(name)
-
-    async def start(self) -> None:
-        await self.queue.start()
-
-    async def close(self, grace: float = 5.0) -> None:
-        await self.queue.close(grace)
+    async def _release(self) -> None:
         await self._disconnect()
 
     async def _connection(self) -> Any:

@@ -16,8 +16,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Generic, TypeVar
 
 from roadie.cyberdesk import metrics
 
@@ -141,3 +141,30 @@ class KeyedQueue(Generic[V]):
             if result == OK:
                 self._written[key] = value
             self._changed()
+
+
+class RowSink:
+    """What the row sinks (PostgreSQL, Supabase) share: the latest status per desktop, written by
+    the subclass's `_write` from a KeyedQueue; events are the webhook's, not the row's."""
+
+    name = "row"
+    queue: KeyedQueue[str]
+
+    def put(self, name: str, status: str) -> None:
+        self.queue.put(name, status)
+
+    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
+        """Events are the webhook's; the row only follows the status."""
+
+    def forget(self, name: str, namespace: str | None = None) -> None:
+        self.queue.forget(name)
+
+    async def start(self) -> None:
+        await self.queue.start()
+
+    async def close(self, grace: float = 5.0) -> None:
+        await self.queue.close(grace)
+        await self._release()
+
+    async def _release(self) -> None:
+        """Let go of what the sink holds (a connection, an HTTP client) once the queue is done."""

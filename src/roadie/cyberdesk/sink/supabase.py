@@ -10,16 +10,13 @@ equals the name (the original updated rows its application had inserted). The ta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import httpx
 
 from roadie.core import models
 from roadie.cyberdesk.sink import http, postgres, queue
 
 
-class SupabaseSink:
+class SupabaseSink(queue.RowSink):
     name = "supabase"
 
     def __init__(
@@ -44,20 +41,7 @@ class SupabaseSink:
         self._own_client = client is None
         self.queue: queue.KeyedQueue[str] = queue.KeyedQueue(self.name, self._write, backoff)
 
-    def put(self, name: str, status: str) -> None:
-        self.queue.put(name, status)
-
-    def notify(self, event: str, payload: Mapping[str, Any]) -> None:
-        """Events are the webhook's; the row only follows the status."""
-
-    def forget(self, name: str, namespace: str | None = None) -> None:
-        self.queue.forget(name)
-
-    async def start(self) -> None:
-        await self.queue.start()
-
-    async def close(self, grace: float = 5.0) -> None:
-        await self.queue.close(grace)
+    async def _release(self) -> None:
         if self._own_client:
             await self._client.aclose()
 
