@@ -76,7 +76,10 @@ def _counter(path: pathlib.Path) -> Iterator[Callable[[int], int]]:
 
 @pytest.fixture(scope="session")
 def kube(kubeconfig: pathlib.Path) -> lightkube.Client:
-    return lightkube.Client(config=lightkube.KubeConfig.from_file(kubeconfig), field_manager="roadie-tests")
+    # a minute, not lightkube's 10 s: a megabyte status written while the 2-core machine is busy
+    # can take longer, and a test is about what Roadie does, not how loaded the machine is
+    config = lightkube.KubeConfig.from_file(kubeconfig)
+    return lightkube.Client(config=config, field_manager="roadie-tests", timeout=60.0)
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
@@ -139,14 +142,17 @@ def namespace(kube: lightkube.Client, request: pytest.FixtureRequest) -> Iterato
 class OperatorProcess:
     """`roadie run` as a child process against the test cluster; can be killed and restarted."""
 
-    def __init__(self, kubeconfig: pathlib.Path, log: pathlib.Path, extra: list[str]) -> None:
+    def __init__(
+        self, kubeconfig: pathlib.Path, log: pathlib.Path, extra: list[str], env: dict[str, str] | None = None
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.extra = extra
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **OPERATOR_ENV}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), **OPERATOR_ENV, **self.env}
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "roadie", "run", "--metrics-port", str(OPERATOR_METRICS_PORT),
@@ -182,6 +188,19 @@ class OperatorProcess:
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{OPERATOR_METRICS_PORT}/metrics", timeout=5) as r:
             return r.read().decode()
+
+
+@contextlib.contextmanager
+def instead_of(shared: OperatorProcess, own: OperatorProcess) -> Iterator[OperatorProcess]:
+    """Run `own` (which a test may kill, or which has settings of its own) in place of the shared
+    operator, and bring the shared one back afterwards; `own` is started by the caller."""
+    shared.stop()
+    try:
+        yield own
+    finally:
+        own.stop()
+        print(f"operator log: {own.log}")
+        shared.start()
 
 
 @pytest.fixture(scope="session")

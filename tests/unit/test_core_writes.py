@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from typing import Any
 
 from roadie.core import children, controller, ratelimit
 
@@ -74,3 +75,37 @@ def test_verbs_are_named_as_the_api_server_counts_them() -> None:
     assert ratelimit.verb_of("GET", {}, "/apis/apps/v1/deployments") == "LIST"
     assert ratelimit.verb_of("GET", {}, "/apis/apps/v1/namespaces/ns/deployments/d") == "GET"
     assert ratelimit.verb_of("PATCH", {}, "/apis/apps/v1/namespaces/ns/deployments/d") == "PATCH"
+
+
+async def test_an_expiry_deletes_before_it_writes_the_status_and_the_event(monkeypatch: Any) -> None:
+    from roadie.core import events, reconciler
+    from roadie.core import status as status_writer
+    from roadie.workshop import models
+
+    calls: list[str] = []
+
+    async def delete(*_: Any, **__: Any) -> bool:
+        calls.append("delete")
+        return True
+
+    async def write(*_: Any) -> bool:
+        calls.append("status")
+        return True
+
+    async def emit(*_: Any) -> None:
+        calls.append("event")
+
+    monkeypatch.setattr(reconciler.children, "delete", delete)
+    monkeypatch.setattr(reconciler.client, "resource", lambda _: object())
+    monkeypatch.setattr(status_writer, "write", write)
+    monkeypatch.setattr(events, "emit", emit)
+    body = {"metadata": {"name": "w", "namespace": "n"}, "apiVersion": "orchestra.io/v1", "kind": "Workshop"}
+    assert await reconciler.expire(models.API, body, {"phase": "Ready"}, {"phase": "Expired"}, None, "the workshop")
+    await asyncio.sleep(0)  # the event is posted in the background
+    assert calls == ["delete", "status", "event"]
+    calls.clear()
+    body["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert not await reconciler.expire(
+        models.API, body, {"phase": "Expired"}, {"phase": "Expired"}, None, "the workshop"
+    )
+    assert calls == [], "an object already being deleted with its status written costs nothing"

@@ -127,3 +127,30 @@ async def test_a_resource_the_cluster_does_not_serve_does_not_hold_the_operator_
         await asyncio.wait_for(informer.synced.wait(), 5)
         assert len(informer) == 0 and informer.healthy
         task.cancel()
+
+
+async def test_a_compact_source_hands_out_copies_and_slims_what_it_is_told(
+    api: tuple[FakeApi, httpx2.AsyncClient],
+) -> None:
+    _, http = api
+    compact = Informer(Source("", "v1", "Secret", "secrets"), http)
+    compact.observe(_pod("a", 3))
+    first = compact.get("ns", "a")
+    assert first is not None and first["metadata"]["resourceVersion"] == "3"
+    assert "managedFields" not in first["metadata"]
+    first["metadata"]["name"] = "changed by a careless reader"
+    again = compact.get("ns", "a")
+    assert again is not None and again["metadata"]["name"] == "a", "the cache is not a reader's to change"
+    assert isinstance(compact._store[("ns", "a")][1], bytes)
+
+    def slim(obj: dict[str, Any]) -> dict[str, Any]:
+        obj["spec"] = {}
+        return obj
+
+    pods = Informer(Source("", "v1", "Pod", "pods", compact=False, slim=slim), http)
+    pods.observe({**_pod("b", 4), "spec": {"volumes": [{"name": "token"}]}, "status": {"phase": "Running"}})
+    held = pods.get("ns", "b")
+    assert held is not None and held["spec"] == {} and held["status"] == {"phase": "Running"}
+    assert pods.by_index("missing", "x") == []
+    pods.observe({**_pod("b", 2), "spec": {}})
+    assert pods.get("ns", "b") is held, "an older version than the one held is ignored"

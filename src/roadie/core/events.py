@@ -7,6 +7,7 @@ to post an event is logged and never fails the reconcile that wanted it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -55,3 +56,14 @@ async def emit(body: Any, type_: str, reason: str, message: str) -> None:
         log.info("event %s for %s not posted: %s", reason, body["metadata"].get("name"), error.status.message)
     except Exception:  # an event is a courtesy; never let it break a reconcile
         log.warning("could not post event %s for %s", reason, body["metadata"].get("name"), exc_info=True)
+
+
+_pending: set[asyncio.Task[None]] = set()
+
+
+def emit_soon(body: Any, type_: str, reason: str, message: str) -> None:
+    """Post the event without waiting for it: for a path where every request in sequence delays
+    what the user waits for (expiries falling due together). The task is kept until it ends."""
+    task = asyncio.get_running_loop().create_task(emit(body, type_, reason, message))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)

@@ -11,7 +11,14 @@ The protocol is the API server's: a paged LIST gives the objects and a resourceV
 from that version (with bookmarks, so a quiet resource still advances it) gives every change
 after; a watch that times out is reopened from the last version seen, and `410 Gone` (the
 version was compacted away) starts over with a LIST whose differences are reported as events.
-Objects are kept as plain dicts, trimmed of `managedFields`, the bulk of most objects.
+Objects are kept trimmed of `managedFields` (the bulk of most objects) and, unless their source
+says otherwise, as compact JSON bytes rather than dicts: a decoded Kubernetes object takes five to
+six times the memory of its JSON, and the cache holds every child of every object Roadie owns
+(P3 in docs/performance.md: 5,000 Workshops are 30,000 cached objects). A read decodes a fresh
+copy (tens of microseconds for a Deployment), so no caller can change the cache by accident.
+Pods, which the Observatory reads a thousand at a time, stay dicts and drop their spec instead
+(`Source.slim`): every reader of a cached pod reads its labels and status, and pods are created,
+never applied, so nothing compares their spec.
 """
 
 from __future__ import annotations
@@ -51,6 +58,10 @@ class Source:
     kind: str
     plural: str
     namespaced: bool = True
+    #: keep cached objects as compact JSON (memory) rather than dicts (reads that cost nothing)
+    compact: bool = dataclasses.field(default=True, compare=False)
+    #: what to keep of each object, for a resource of which reconciles read only some parts
+    slim: Callable[[Body], Body] | None = dataclasses.field(default=None, compare=False)
 
     @property
     def api_version(self) -> str:
@@ -80,6 +91,10 @@ def trim(obj: Body) -> Body:
     if annotations and LAST_APPLIED in annotations:
         annotations.pop(LAST_APPLIED)
     return obj
+
+
+def _unpack(payload: Body | bytes) -> Body:
+    return json.loads(payload) if isinstance(payload, bytes) else payload
 
 
 def _version(obj: Body | None) -> int:
@@ -112,7 +127,8 @@ class Informer:
         self.selector = selector
         self._http = http
         self._watch_timeout = watch_timeout
-        self._store: dict[Key, Body] = {}
+        #: key -> (resourceVersion, the object or its compact JSON)
+        self._store: dict[Key, tuple[int, Body | bytes]] = {}
         self._handlers: list[Handler] = []
         self._indexers: dict[str, Indexer] = {}
         self._index: dict[str, dict[str, set[Key]]] = {}
@@ -125,13 +141,13 @@ class Informer:
 
     # -- reading -----------------------------------------------------------------------------
     def get(self, namespace: str | None, name: str) -> Body | None:
-        return self._store.get((namespace or "", name))
+        return self._read((namespace or "", name))
 
     def objects(self) -> list[Body]:
-        return list(self._store.values())
+        return [_unpack(payload) for _, payload in self._store.values()]
 
     def by_index(self, index: str, value: str) -> list[Body]:
-        return [self._store[k] for k in self._index.get(index, {}).get(value, ()) if k in self._store]
+        return [_unpack(self._store[k][1]) for k in self._index.get(index, {}).get(value, ()) if k in self._store]
 
     def __len__(self) -> int:
         return len(self._store)
@@ -144,20 +160,18 @@ class Informer:
         self._indexers[name] = indexer
         self._index[name] = {}
         self._indexed[name] = {}
-        for key, obj in self._store.items():
-            self._reindex(name, key, obj)
+        for key, (_, payload) in self._store.items():
+            self._reindex(name, key, _unpack(payload))
 
     def observe(self, obj: Body) -> None:
         """Take in an object the operator just wrote (the response of its own request), so the
         next reconcile reads it at once instead of the copy from before the write. Older
         versions are ignored. A change runs no handler (the watch event that follows is then no
         news); a new object runs them as ADDED, since its own ADDED event will be skipped."""
-        obj = trim(obj)
-        obj.setdefault("apiVersion", self.source.api_version)
-        obj.setdefault("kind", self.source.kind)
+        obj = self._trim(obj)
         key = key_of(obj)
         previous = self._store.get(key)
-        if previous is not None and _version(obj) <= _version(previous):
+        if previous is not None and _version(obj) <= previous[0]:
             return
         self._put(key, obj)
         if previous is None:  # a new object (the operator created it): its watch ADDED will be no news
@@ -196,6 +210,7 @@ class Informer:
                 raise
             except Exception as error:
                 self._failures += 1
+                metrics.WATCH_FAILURES.labels(self.source.name).inc()
                 self._failing_since = self._failing_since or time.monotonic()
                 delay = min(MAX_BACKOFF, 0.5 * 2 ** min(self._failures, 8)) * random.uniform(0.8, 1.2)
                 log.warning("watch of %s failed (retry in %.1fs): %s", self.source.name, delay, error or type(error))
@@ -215,9 +230,8 @@ class Informer:
             _raise_for(response)
             page = response.json()
             for item in page.get("items") or []:
-                item.setdefault("apiVersion", self.source.api_version)
-                item.setdefault("kind", self.source.kind)
-                fresh[key_of(item)] = trim(item)
+                obj = self._trim(item)
+                fresh[key_of(obj)] = obj
             cont = (page.get("metadata") or {}).get("continue")
             if not cont:
                 break
@@ -226,11 +240,11 @@ class Informer:
         for key in [k for k in self._store if k not in fresh]:
             self._emit("DELETED", self._remove(key), None)
         for key, obj in fresh.items():
-            old = self._store.get(key)
-            if old is not None and _version(old) >= _version(obj):
+            known = self._store.get(key)
+            if known is not None and known[0] >= _version(obj):
                 continue
             self._put(key, obj)
-            self._emit("ADDED" if old is None else "MODIFIED", obj, old)
+            self._emit("ADDED" if known is None else "MODIFIED", obj, None if known is None else _unpack(known[1]))
         metrics.INFORMER_OBJECTS.labels(self.source.name).set(len(self._store))
         self.synced.set()
 
@@ -270,29 +284,39 @@ class Informer:
         metrics.INFORMER_EVENTS.labels(self.source.name, kind).inc()
         if kind == "BOOKMARK":
             return
-        obj.setdefault("apiVersion", self.source.api_version)
-        obj.setdefault("kind", self.source.kind)
-        obj = trim(obj)
+        obj = self._trim(obj)
         key = key_of(obj)
         if kind == "DELETED":
             old = self._remove(key)
             self._emit("DELETED", obj, old)
         else:
-            old = self._store.get(key)
-            if old is not None and _version(old) >= _version(obj):
+            known = self._store.get(key)
+            if known is not None and known[0] >= _version(obj):
                 return  # already known: the operator's own write, taken in by observe()
             self._put(key, obj)
-            self._emit("ADDED" if old is None else "MODIFIED", obj, old)
+            self._emit("ADDED" if known is None else "MODIFIED", obj, None if known is None else _unpack(known[1]))
         metrics.INFORMER_OBJECTS.labels(self.source.name).set(len(self._store))
 
     # -- store -------------------------------------------------------------------------------
+    def _trim(self, obj: Body) -> Body:
+        obj.setdefault("apiVersion", self.source.api_version)
+        obj.setdefault("kind", self.source.kind)
+        obj = trim(obj)
+        return self.source.slim(obj) if self.source.slim else obj
+
+    def _read(self, key: Key) -> Body | None:
+        entry = self._store.get(key)
+        return None if entry is None else _unpack(entry[1])
+
     def _put(self, key: Key, obj: Body) -> None:
-        self._store[key] = obj
+        payload: Body | bytes = json.dumps(obj, separators=(",", ":")).encode() if self.source.compact else obj
+        self._store[key] = (_version(obj), payload)
         for name in self._indexers:
             self._reindex(name, key, obj)
 
     def _remove(self, key: Key) -> Body | None:
-        obj = self._store.pop(key, None)
+        entry = self._store.pop(key, None)
+        obj = None if entry is None else _unpack(entry[1])
         for name in self._indexers:
             for value in self._indexed[name].pop(key, ()):
                 bucket = self._index[name].get(value)

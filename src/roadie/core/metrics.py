@@ -3,7 +3,7 @@
 Served over HTTP by `roadie.core.probes` on the operator's metrics port; kinds declare their
 metrics with the names their original operators used (see each kind's `metrics.py`). The core's
 own series say what the operator costs: reconciles, API requests by verb, the work queue's depth
-and waits, informer events, and deadlines pending.
+and waits, informer events and watch failures, and deadlines pending.
 """
 
 from __future__ import annotations
@@ -55,6 +55,18 @@ INFORMER_EVENTS = prometheus_client.Counter(
 )
 INFORMER_OBJECTS = prometheus_client.Gauge(
     "roadie_informer_objects", "Objects held in the cache, by resource.", ["resource"], registry=REGISTRY
+)
+WATCH_FAILURES = prometheus_client.Counter(
+    "roadie_informer_watch_failures_total",
+    "Lists or watches that failed and are retried with a backoff, by resource (a cache going stale).",
+    ["resource"],
+    registry=REGISTRY,
+)
+
+LEADER = prometheus_client.Gauge(
+    "roadie_leader",
+    "1 while this replica is the active one (it holds the leader Lease, or runs without election); 0 on standby.",
+    registry=REGISTRY,
 )
 
 

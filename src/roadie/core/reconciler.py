@@ -13,6 +13,7 @@ import datetime
 from collections.abc import Callable, Collection
 from typing import Any
 
+from lightkube.core.exceptions import ApiError
 from lightkube.types import CascadeType
 
 from roadie.core import api as api_mod
@@ -75,14 +76,24 @@ async def expire(
     *,
     foreground: bool = True,
 ) -> bool:
-    """The object's time is up: say so (status and an `Expired` event, once), then delete it;
-    its children go with it through their owner references. True if this call deleted it."""
-    if old.get("phase") != new.get("phase"):
-        await status_writer.write(api, body, new)
-        stamp = models.timestamp(expires_at) if expires_at else "now"
-        await events.emit(body, events.NORMAL, "Expired", f"{what} ran out at {stamp}; deleting it")
+    """The object's time is up: delete it, then say so (status and an `Expired` event, once); its
+    children go with it through their owner references. True if this call deleted it.
+
+    The delete goes first because it is the moment a user (and the expiry's deadline) counts:
+    when many fall due in one second, each worker's expiry is one request late, not three. A
+    foreground deletion keeps the object, with its status, until its children are gone; one
+    already gone (a background deletion) has nothing left to write a status to."""
     meta = body["metadata"]
-    if meta.get("deletionTimestamp"):
-        return False
-    options = {"cascade": CascadeType.FOREGROUND} if foreground else {}
-    return await children.delete(client.resource(api), meta["name"], meta.get("namespace"), **options)
+    deleted = False
+    if not meta.get("deletionTimestamp"):
+        options = {"cascade": CascadeType.FOREGROUND} if foreground else {}
+        deleted = await children.delete(client.resource(api), meta["name"], meta.get("namespace"), **options)
+    if old.get("phase") != new.get("phase"):
+        try:
+            await status_writer.write(api, body, new)
+        except ApiError as error:
+            if error.status.code != 404:
+                raise
+        stamp = models.timestamp(expires_at) if expires_at else "now"
+        events.emit_soon(body, events.NORMAL, "Expired", f"{what} ran out at {stamp}; deleting it")
+    return deleted

@@ -4,10 +4,21 @@ from a manifest's apiVersion and kind to the cache that holds objects of that ki
 from __future__ import annotations
 
 from roadie.core import api as api_mod
-from roadie.core.informer import Source
+from roadie.core.informer import Body, Source
+
+
+def slim_pod(pod: Body) -> Body:
+    """A pod as its readers read it: metadata and status (phase, conditions, container states and
+    termination messages); of its spec only the node. Pods are created, never applied, so no
+    reconcile compares their spec; the spec (volumes, the service account token's projection,
+    tolerations, every container's defaults) is most of a pod's size."""
+    spec = pod.get("spec") or {}
+    pod["spec"] = {"nodeName": spec["nodeName"]} if "nodeName" in spec else {}
+    return pod
+
 
 NAMESPACES = Source("", "v1", "Namespace", "namespaces", namespaced=False)
-PODS = Source("", "v1", "Pod", "pods")
+PODS = Source("", "v1", "Pod", "pods", compact=False, slim=slim_pod)
 SERVICES = Source("", "v1", "Service", "services")
 SECRETS = Source("", "v1", "Secret", "secrets")
 CONFIG_MAPS = Source("", "v1", "ConfigMap", "configmaps")

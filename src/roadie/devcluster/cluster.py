@@ -183,6 +183,13 @@ def _argv(config: ClusterConfig, bins: pathlib.Path, certs: pki.Pki, name: str) 
             f"--root-ca-file={certs.ca_cert}",
             "--use-service-account-credentials=true",
             "--controllers=*,bootstrapsigner,tokencleaner",
+            # client-go's 20 requests a second per controller would make a thousand Deployments
+            # wait minutes on the ReplicaSet and Deployment controllers, not on Roadie; large
+            # clusters raise it too
+            "--kube-api-qps=200",
+            "--kube-api-burst=400",
+            "--concurrent-deployment-syncs=20",
+            "--concurrent-replicaset-syncs=20",
             f"--cluster-signing-cert-file={certs.ca_cert}",
             f"--cluster-signing-key-file={certs.ca_key}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
