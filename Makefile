@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ROADIE := $(BIN)/roadie
 
-.PHONY: demo test unit lint fmt crds binaries cluster-up cluster-down venv clean bench
+.PHONY: demo test unit lint fmt dashboard crds binaries cluster-up cluster-down venv clean bench
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -25,15 +25,22 @@ test: lint binaries  ## the whole suite: unit tests, then tests against the loca
 unit: venv
 	$(BIN)/pytest -ra tests/unit
 
+LINTED := src tests benchmarks deploy/monitoring
+
 lint: venv
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/mypy deploy/monitoring/dashboard.py
+	$(BIN)/python deploy/monitoring/dashboard.py --check
 
 fmt: venv
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix $(LINTED)
+	$(BIN)/ruff format $(LINTED)
+
+dashboard: venv  ## regenerate the Grafana dashboard and the metrics table in docs/monitoring.md
+	$(BIN)/python deploy/monitoring/dashboard.py
 
 bench: venv  ## benchmarks, each reporting ratios against a baseline measured in the same run
 	$(BIN)/python benchmarks/bench_scheduler.py 10000
