@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 ROADIE := $(BIN)/roadie
 
-.PHONY: demo test unit lint fmt dashboard crds binaries cluster-up cluster-down venv clean bench
+.PHONY: demo test unit lint fmt image dashboard crds binaries cluster-up cluster-down venv clean bench
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
@@ -25,7 +25,7 @@ test: lint binaries  ## the whole suite: unit tests, then tests against the loca
 unit: venv
 	$(BIN)/pytest -ra tests/unit
 
-LINTED := src tests benchmarks deploy/monitoring
+LINTED := src tests benchmarks deploy/monitoring image
 
 lint: venv
 	$(BIN)/ruff check $(LINTED)
@@ -33,11 +33,15 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/mypy deploy/monitoring/dashboard.py
+	$(BIN)/hadolint Dockerfile
 	$(BIN)/python deploy/monitoring/dashboard.py --check
 
 fmt: venv
 	$(BIN)/ruff check --fix $(LINTED)
 	$(BIN)/ruff format $(LINTED)
+
+image: venv  ## build the operator's image without a container engine (as root; debootstrap; a few minutes): build/image/oci
+	$(BIN)/python -m image.build
 
 dashboard: venv  ## regenerate the Grafana dashboard and the metrics table in docs/monitoring.md
 	$(BIN)/python deploy/monitoring/dashboard.py

@@ -1,0 +1,1 @@
+"""Building Roadie's image without a container engine (`make image`); see image/README.md."""
