@@ -51,8 +51,9 @@ bench: venv  ## benchmarks, each reporting ratios against a baseline measured in
 	$(BIN)/python benchmarks/bench_workshops.py 30
 	$(BIN)/python benchmarks/bench_snapshot.py --scale 0.2 --rounds 3
 
-crds: venv  ## regenerate deploy/crds from the models
-	$(ROADIE) crds --output deploy/crds --rbac-output deploy/rbac/roadie.yaml --policy-output deploy/policy/roadie-namespaces.yaml
+crds: venv  ## regenerate deploy/crds, the RBAC, the policy, the chart's generated files and deploy/operator from the models
+	$(ROADIE) crds --output deploy/crds --rbac-output deploy/rbac/roadie.yaml --policy-output deploy/policy/roadie-namespaces.yaml \
+		--chart deploy/helm/roadie --manifests-output deploy/operator/roadie.yaml
 
 cluster-up: binaries
 	$(ROADIE) cluster up

@@ -8,6 +8,11 @@ a stuck child, and what kopf lists to discover resources and namespaces). Nothin
 `update` where only patches are sent (server-side apply, the status writer and finalizers are all
 PATCH), no `get` where the informers' cache is read. `make crds` writes the result to `deploy/rbac/`.
 
+The process itself needs a little more: its leader-election Lease (a Role in its own namespace,
+narrowed to the one Lease where RBAC can narrow), and the TokenReviews and SubjectAccessReviews
+that guard `--metrics-secure`. The `roadie-metrics-reader` ClusterRole is what a scraper is bound
+to (Prometheus' ServiceAccount, by the chart or by hand) to read the secure /metrics.
+
 RBAC cannot say "only the namespaces Roadie made", so the right to create, change and delete
 namespaces is narrowed by a ValidatingAdmissionPolicy bound to the operator's ServiceAccount
 (`policy_manifests`, kept in `deploy/policy/`): it refuses every namespace write of that account
@@ -27,7 +32,7 @@ from typing import Any
 import yaml
 
 from roadie import catalog
-from roadie.core import labels
+from roadie.core import labels, leader
 from roadie.preview import children as preview_children
 
 NAMESPACE = "roadie-system"
@@ -45,6 +50,24 @@ COMMON: list[tuple[str, str, tuple[str, ...]]] = [
     ("", "pods", WATCH),  # why a session is stuck: the pods Roadie's Deployments made, watched
     ("storage.k8s.io", "storageclasses", WATCH),  # a claim's missing class, and those that exist
 ]
+
+#: the secure metrics server asks the API server who a scraper is and whether it may read /metrics
+REVIEWS: list[tuple[str, str, tuple[str, ...]]] = [
+    ("authentication.k8s.io", "tokenreviews", ("create",)),
+    ("authorization.k8s.io", "subjectaccessreviews", ("create",)),
+]
+#: the leader-election Lease, in the operator's namespace: created once, then read, watched and
+#: patched by name (a create cannot be narrowed to a name)
+LEADER_ELECTION_RULES: list[dict[str, Any]] = [
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": [leader.NAME],
+        "verbs": ["get", "patch", "watch"],
+    },
+]
+METRICS_READER = f"{NAME}-metrics-reader"
 
 POLICY = "roadie-namespaces"
 POLICY_FILE = "roadie-namespaces.yaml"
@@ -66,7 +89,7 @@ def _access(kind: catalog.KindEntry) -> Iterable[tuple[str, str, tuple[str, ...]
 
 def _rules() -> list[dict[str, Any]]:
     verbs: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for group, resource, allowed in COMMON:
+    for group, resource, allowed in (*COMMON, *REVIEWS):
         verbs[(group, resource)] |= set(allowed)
     for kind in catalog.KINDS:
         for api in kind.apis():
@@ -96,7 +119,34 @@ def manifests() -> list[dict[str, Any]]:
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
         },
+        *_leader_election(meta),
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": METRICS_READER, "labels": LABELS},
+            "rules": [{"nonResourceURLs": ["/metrics"], "verbs": ["get"]}],
+        },
         *_namespaced(meta),
+    ]
+
+
+def _leader_election(meta: dict[str, Any]) -> list[dict[str, Any]]:
+    """The Role and RoleBinding for the Lease, in the operator's namespace."""
+    role = {**meta, "name": f"{NAME}-leader-election", "namespace": NAMESPACE}
+    return [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": role,
+            "rules": LEADER_ELECTION_RULES,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": role,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["name"]},
+            "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": NAMESPACE}],
+        },
     ]
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 ALL_CONTROLLERS = ("workshop", "preview", "cyberdesk", "observatory", "workspace")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclasses.dataclass
@@ -22,9 +23,22 @@ class OperatorSettings:
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     log_format: str = "text"
     log_level: str = "INFO"
+    #: the interface both servers listen on, unless `metrics_host` or `health_host` names another
     host: str = "0.0.0.0"
     metrics_port: int = 8080
     health_port: int = 8081
+    #: set by `--metrics-bind-address HOST:PORT` / `--health-probe-bind-address` (empty: `host`)
+    metrics_host: str = ""
+    health_host: str = ""
+    #: one active replica elected by a Lease (`roadie-leader` in $POD_NAMESPACE); the others stand by
+    leader_elect: bool = False
+    #: /metrics over HTTPS, only for callers the API server authenticates and authorises
+    metrics_secure: bool = False
+    #: a folder holding tls.crt and tls.key for the HTTPS metrics server (empty: a self-signed pair)
+    metrics_cert_dir: str = ""
+    #: the seeds' `--enable-http2` (off by default since HTTP/2 rapid reset, CVE-2023-44487); the
+    #: metrics server speaks HTTP/1.1 only, so its TLS offers `http/1.1` alone either way
+    enable_http2: bool = False
     #: every object is reconciled this often even if nothing changed (spread evenly over the period)
     resync_seconds: float = 600.0
     kubeconfig: str = ""
@@ -161,7 +175,31 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             key = f"ROADIE_{group.name}_{field.name}".upper()
             if key in env:
                 setattr(section, field.name, _convert(env[key], hints[field.name]))
+    if "ROADIE_OPERATOR_LOG_LEVEL" not in env and env.get("KOPF_LOG_LEVEL"):
+        # the Orchestra seed's operator (kopf) took its level from here; its deployments keep working
+        settings.operator.log_level = env["KOPF_LOG_LEVEL"]
     return settings
+
+
+def bind(op: OperatorSettings, server: typing.Literal["metrics", "health"], address: str) -> None:
+    """Apply a controller-runtime bind address (`--metrics-bind-address`,
+    `--health-probe-bind-address`) to the server's host and port: `:8080` (the default interface,
+    `host`), `127.0.0.1:8080`, `[::1]:8080`, or `0` (no server). Empty: leave both as they are."""
+    address = address.strip()
+    if not address:
+        return
+    host, port = "", 0
+    if address != "0":
+        host, sep, digits = address.rpartition(":")
+        if not sep or not digits.isdigit() or int(digits) > 65535:
+            raise ValueError(f"{address!r} is not HOST:PORT, :PORT or 0")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        elif ":" in host:
+            raise ValueError(f"{address!r}: an IPv6 address goes in brackets, as [::1]:8080")
+        port = int(digits)
+    setattr(op, f"{server}_host", host)
+    setattr(op, f"{server}_port", port)
 
 
 _current: Settings | None = None

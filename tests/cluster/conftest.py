@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx2
 import lightkube
 import pytest
 from lightkube.core.exceptions import ApiError
@@ -79,7 +80,7 @@ def kube(kubeconfig: pathlib.Path) -> lightkube.Client:
     # a minute, not lightkube's 10 s: a megabyte status written while the 2-core machine is busy
     # can take longer, and a test is about what Roadie does, not how loaded the machine is
     config = lightkube.KubeConfig.from_file(kubeconfig)
-    return lightkube.Client(config=config, field_manager="roadie-tests", timeout=60.0)
+    return lightkube.Client(config=config, field_manager="roadie-tests", timeout=httpx2.Timeout(60.0))
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:

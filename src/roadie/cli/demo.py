@@ -17,6 +17,7 @@ import urllib.request
 import typer
 
 from roadie import catalog
+from roadie.cli import install as install_cli
 from roadie.cli import operator as operator_cli
 from roadie.devcluster import cluster, processes
 
@@ -135,7 +136,7 @@ def run() -> int:
         kubeconfig = cluster.up(config, report=typer.echo)
         typer.echo("\nnodes of the local cluster:")
         typer.echo(_kubectl(kubeconfig, "get", "nodes"))
-        operator_cli.install(kubeconfig=str(kubeconfig))
+        install_cli.install(kubeconfig=str(kubeconfig))
         _start_operator(config)
         typer.echo(f"operator running in the background (log: {processes.log_path(config.state, 'operator')})\n")
         controllers = {kind.controller for kind in catalog.KINDS}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from roadie.cli import cluster, demo, graph, jvs, operator
+from roadie.cli import cluster, demo, graph, install, jvs, operator
 
 app = typer.Typer(help="Roadie: sets the stage up, keeps it running, strikes it on time.", no_args_is_help=True)
 app.command()(operator.run)
 app.command()(operator.crds)
-app.command()(operator.install)
+app.command()(install.install)
+app.command()(install.uninstall)
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(jvs.app, name="jvs")
 app.command("graph")(graph.graph_command)

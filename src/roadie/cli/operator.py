@@ -1,9 +1,8 @@
-"""`roadie run`, `roadie crds`, `roadie install`: the operator and its API definitions."""
+"""`roadie run`, `roadie crds`: the operator and its API definitions (`roadie install` is in cli/install.py)."""
 
 from __future__ import annotations
 
 import pathlib
-import subprocess
 import sys
 from typing import Annotated
 
@@ -13,7 +12,6 @@ import yaml
 from roadie import catalog, rbac
 from roadie import settings as settings_mod
 from roadie.core import crdgen
-from roadie.cyberdesk import default_template as cyberdesk_template
 
 
 def run(
@@ -27,6 +25,24 @@ def run(
     api_qps: Annotated[float | None, typer.Option(help="Client-side limit of API requests a second (0: none).")] = None,
     api_burst: Annotated[int | None, typer.Option(help="Requests allowed at once above the rate.")] = None,
     workers: Annotated[int | None, typer.Option(min=1, help="Reconcile workers per kind.")] = None,
+    metrics_bind_address: Annotated[
+        str, typer.Option(help="Where /metrics listens: :8080, 127.0.0.1:8080, or 0 (off); wins over --metrics-port.")
+    ] = "",
+    health_probe_bind_address: Annotated[
+        str, typer.Option(help="Where /healthz and /readyz listen, as --metrics-bind-address.")
+    ] = "",
+    leader_elect: Annotated[
+        bool | None, typer.Option("--leader-elect/--no-leader-elect", help="One active replica, elected by a Lease.")
+    ] = None,
+    metrics_secure: Annotated[
+        bool | None,
+        typer.Option("--metrics-secure/--no-metrics-secure", help="HTTPS /metrics for callers RBAC allows."),
+    ] = None,
+    metrics_cert_dir: Annotated[str, typer.Option(help="tls.crt and tls.key for --metrics-secure.")] = "",
+    enable_http2: Annotated[
+        bool | None, typer.Option("--enable-http2/--disable-http2", help="Accepted; metrics speak HTTP/1.1 only.")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING, ERROR; default $KOPF_LOG_LEVEL or INFO.")] = "",
 ) -> None:
     """Run the operator with the chosen controllers."""
     cfg = settings_mod.load()
@@ -57,6 +73,24 @@ def run(
         op.api_burst = api_burst
     if workers is not None:
         op.workers = workers
+    try:
+        settings_mod.bind(op, "metrics", metrics_bind_address)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--metrics-bind-address") from error
+    try:
+        settings_mod.bind(op, "health", health_probe_bind_address)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--health-probe-bind-address") from error
+    if leader_elect is not None:
+        op.leader_elect = leader_elect
+    if metrics_secure is not None:
+        op.metrics_secure = metrics_secure
+    if enable_http2 is not None:
+        op.enable_http2 = enable_http2
+    op.metrics_cert_dir = metrics_cert_dir or op.metrics_cert_dir
+    if log_level and log_level.upper() not in settings_mod.LOG_LEVELS:
+        raise typer.BadParameter(f"use one of {', '.join(settings_mod.LOG_LEVELS)}", param_hint="--log-level")
+    op.log_level = log_level or op.log_level
     from roadie import operator  # the operator's imports are only paid by `run`
 
     operator.run(cfg)
@@ -86,6 +120,10 @@ def crds(
     output: Annotated[pathlib.Path | None, typer.Option(help="Write one file per CRD into this folder.")] = None,
     rbac_output: Annotated[pathlib.Path | None, typer.Option(help="Also write the operator's RBAC here.")] = None,
     policy_output: Annotated[pathlib.Path | None, typer.Option(help="Also write the namespace policy here.")] = None,
+    chart: Annotated[pathlib.Path | None, typer.Option(help="Also write the Helm chart's generated files.")] = None,
+    manifests_output: Annotated[
+        pathlib.Path | None, typer.Option(help="Also render the chart with default values into this file (helm).")
+    ] = None,
 ) -> None:
     """Print the CustomResourceDefinitions (or write them to a folder)."""
     files = crd_files()
@@ -95,6 +133,14 @@ def crds(
     if policy_output is not None:
         policy_output.parent.mkdir(parents=True, exist_ok=True)
         policy_output.write_text(rbac.policy_text())
+    if chart is not None or manifests_output is not None:
+        from roadie.cli import install as install_cli  # it imports this module
+
+        if chart is not None:
+            install_cli.write_chart_files(chart)
+        if manifests_output is not None:  # after the chart's files: the render reads them
+            manifests_output.parent.mkdir(parents=True, exist_ok=True)
+            manifests_output.write_text(install_cli.manifests_text(chart or install_cli.CHART))
     if output is None:
         typer.echo("---\n".join(files.values()), nl=False)
         return
@@ -109,34 +155,3 @@ def crds(
 
 def kubectl() -> str:
     return str(pathlib.Path(sys.executable).with_name("kubectl"))
-
-
-def install(
-    kubeconfig: Annotated[str, typer.Option(help="Kubeconfig file; default $KUBECONFIG.")] = "",
-    policy: Annotated[
-        bool, typer.Option(help="Also apply the policy that lets the operator delete only Roadie's namespaces.")
-    ] = True,
-) -> None:
-    """Apply the CRDs (server-side), wait until they are served, install the default Cyberdesk VM
-    template if absent, and the namespace policy (Kubernetes 1.30+)."""
-    text = "---\n".join(crd_files().values())
-    base = [kubectl(), *([f"--kubeconfig={kubeconfig}"] if kubeconfig else [])]
-    subprocess.run([*base, "apply", "--server-side", "--force-conflicts", "-f", "-"], input=text.encode(), check=True)
-    names = [f"crd/{doc['metadata']['name']}" for doc in crd_documents()]  # type: ignore[index]
-    subprocess.run([*base, "wait", "--for=condition=Established", "--timeout=60s", *names], check=True)
-    _create_if_absent(base, cyberdesk_template.install_manifests())
-    if policy:
-        text = "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in rbac.policy_manifests())
-        subprocess.run(
-            [*base, "apply", "--server-side", "--force-conflicts", "-f", "-"], input=text.encode(), check=True
-        )
-
-
-def _create_if_absent(base: list[str], manifests: list[dict[str, object]]) -> None:
-    """`kubectl create` each object, leaving one that exists as it is (an edited VM template stays)."""
-    for manifest in manifests:
-        text = yaml.safe_dump(manifest).encode()
-        done = subprocess.run([*base, "create", "-f", "-"], input=text, capture_output=True, check=False)
-        if done.returncode != 0 and b"AlreadyExists" not in done.stderr:
-            typer.echo(f"could not create {manifest['kind']}: {done.stderr.decode().strip()}", err=True)
-            raise typer.Exit(1)
