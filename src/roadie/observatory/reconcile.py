@@ -283,16 +283,7 @@ def _report(
         metrics.WORKFLOWS.labels(found.workflow_end).inc()
         runtime.tracing.run(body, new)  # the phase change event itself is reconciler.finish's
     for type_, reason, message in posts:
-        _background(events.emit(body, type_, reason, message))
-
-
-_posting: set[asyncio.Task[None]] = set()
-
-
-def _background(work: Any) -> None:
-    task = asyncio.get_running_loop().create_task(work)
-    _posting.add(task)
-    task.add_done_callback(_posting.discard)
+        events.emit_soon(body, type_, reason, message)
 
 
 def _wake_schedule(body: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -380,8 +371,7 @@ async def startup() -> None:
 
 
 async def shutdown() -> None:
-    for task in list(_posting):
-        task.cancel()
+    await events.drain()
     runtime.tracing.shutdown()
 
 
