@@ -23,7 +23,7 @@ import asyncio
 import dataclasses
 import datetime
 import logging
-import time
+from collections.abc import Hashable
 from typing import Any
 
 import pydantic
@@ -33,9 +33,8 @@ from lightkube.types import CascadeType
 
 from roadie.core import cache, client, events, labels, models, reconciler, sources
 from roadie.core import children as core_children
-from roadie.core import status as core_status
 from roadie.core.controller import WAIT, Controller
-from roadie.observatory import children, dag, metrics, report, schedules, status, tracing
+from roadie.observatory import children, dag, metrics, report, schedules, status, tracing, writer
 from roadie.observatory import models as obs_models
 
 log = logging.getLogger(__name__)
@@ -46,10 +45,7 @@ WAITING = ("Pending", "Running")
 NEXT = "next"
 TTL = "expiry"
 FLUSH = "status"
-#: Seconds between two status writes of a run whose phase stays the same. A 1,000-task run's
-#: status is over 100 KB, and each write costs the API server a decode, a validation and an etcd
-#: write of the whole object: pods finishing at 40 a second would otherwise mean 40 such writes a
-#: second, on the path the next pods' creates wait behind. A phase change is written at once.
+#: Seconds between two status writes of a run whose phase stays the same (see `writer`).
 STATUS_INTERVAL = 1.0
 #: Pod creates in flight at once within one reconcile.
 PARALLEL_WRITES = 32
@@ -68,9 +64,6 @@ class Runtime:
         default_factory=dict
     )
     unseen: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
-    #: a run's newest status not written yet (held for STATUS_INTERVAL), and when it last was
-    held: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    written: dict[str, float] = dataclasses.field(default_factory=dict)
     announced: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
     tracing: tracing.Tracing = dataclasses.field(default_factory=tracing.Tracing)
 
@@ -129,7 +122,7 @@ async def _run(
 ) -> float | None:
     meta = body["metadata"]
     uid, name = meta.get("uid") or meta["name"], meta["name"]
-    stored, old = old, runtime.held.get(uid, old)  # the newest status computed, written or not
+    stored, old = old, statuses.newest(_key(body), old)
     latest = status.latest_pods(cache.children(sources.PODS, body))
     states = status.observe_all(old, latest, unseen=_unseen(uid, latest))
     started = models.parse_timestamp(old.get("startTime"))
@@ -148,32 +141,33 @@ async def _run(
         _report(body, old, new, decision, states, now)
         return None
     reconciler.schedule(controller, body, now, {NEXT: decision.next_due, TTL: expires})
-    result = await _write(body, stored, new)
+    statuses.submit(_key(body), stored, new)
     _report(body, old, new, decision, states, now)
+    return WAIT if new.get("phase") in WAITING else None
+
+
+def _key(body: dict[str, Any]) -> tuple[str, str]:
+    return (body["metadata"].get("namespace") or "", body["metadata"]["name"])
+
+
+async def _write_status(key: Hashable, new: dict[str, Any]) -> None:
+    """One status write, against the object as the cache holds it now; a phase change is
+    announced and wakes the schedule that made the run (it reads the run's stored phase)."""
+    assert isinstance(key, tuple)
+    body = controller.get(key[0], key[1])
+    if body is None:
+        return
+    stored = body.get("status") or {}
+    await reconciler.finish(API, body, stored, new, waiting_phases=WAITING)
     _wake_schedule(body, stored, new)
-    return result
 
 
-async def _write(body: dict[str, Any], stored: dict[str, Any], new: dict[str, Any]) -> float | None:
-    """Write the status now if the phase changed or the last write is STATUS_INTERVAL old; else
-    hold it and wake the run when the interval is up (exactly, from the core scheduler). What is
-    held is the next reconcile's `old`, so nothing is announced twice; a restarted operator starts
-    from the stored status and the pods, which is all a decision needs."""
-    meta = body["metadata"]
-    uid = meta.get("uid") or meta["name"]
-    clock = time.monotonic()
-    last = runtime.written.get(uid)
-    if new.get("phase") == stored.get("phase") and last is not None and clock - last < STATUS_INTERVAL:
-        if core_status.changed(stored, new):
-            runtime.held[uid] = new
-            due = models.now() + datetime.timedelta(seconds=last + STATUS_INTERVAL - clock)
-            controller.at(meta.get("namespace"), meta["name"], FLUSH, due)
-        return WAIT if new.get("phase") in WAITING else None
-    runtime.held.pop(uid, None)
-    controller.cancel(meta.get("namespace"), meta["name"], FLUSH)
-    result = await reconciler.finish(API, body, stored, new, waiting_phases=WAITING)
-    runtime.written[uid] = clock
-    return result
+def _wake_at(key: Hashable, delay: float) -> None:
+    assert isinstance(key, tuple)
+    controller.at(key[0], key[1], FLUSH, models.now() + datetime.timedelta(seconds=delay))
+
+
+statuses = writer.StatusWriter(STATUS_INTERVAL, _write_status, _wake_at)
 
 
 def _unseen(uid: str, latest: dict[str, Any]) -> dict[str, int]:
@@ -357,8 +351,7 @@ async def deleted(body: dict[str, Any]) -> None:
     uid = meta.get("uid") or meta["name"]
     runtime.specs.pop(uid, None)
     runtime.unseen.pop(uid, None)
-    runtime.held.pop(uid, None)
-    runtime.written.pop(uid, None)
+    statuses.forget(_key(body))
     runtime.announced.pop(uid, None)
     metrics.forget(uid)
     for purpose in (NEXT, TTL, FLUSH):
@@ -371,6 +364,7 @@ async def startup() -> None:
 
 
 async def shutdown() -> None:
+    await statuses.close()
     await events.drain()
     runtime.tracing.shutdown()
 

@@ -1,0 +1,105 @@
+"""A run's status, written beside its reconciles rather than inside them, and at most once an
+interval while its phase stays the same.
+
+A 1,000-task run's status is over 100 KB, and the API server takes a second or more to write it
+on two busy cores (it decodes, validates and tracks the managed fields of the whole object, then
+writes it to etcd): a reconcile that waited for that write held up every pod start behind it, and
+a write per finished pod would mean one such write per pod. So a reconcile hands its newest
+status over and goes on deciding; one writer per run sends the newest status held, a phase change
+at once, anything else once `interval` has passed since the last write (the run is woken then,
+exactly, by the core scheduler). What is held is the next reconcile's starting point, so nothing
+is announced twice; a restarted operator starts from the stored status and the pods, which is all
+a decision needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any
+
+from lightkube.core.exceptions import ApiError
+
+from roadie.core import status as core_status
+
+log = logging.getLogger(__name__)
+Status = dict[str, Any]
+#: Seconds to wait before writing again after a write failed.
+RETRY = 1.0
+
+
+class StatusWriter:
+    def __init__(
+        self,
+        interval: float,
+        write: Callable[[Hashable, Status], Awaitable[None]],
+        wake: Callable[[Hashable, float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.interval = interval
+        self._write, self._wake, self._clock = write, wake, clock
+        self.held: dict[Hashable, Status] = {}
+        self.written: dict[Hashable, float] = {}
+        self._tasks: dict[Hashable, asyncio.Task[None]] = {}
+
+    def newest(self, key: Hashable, stored: Status) -> Status:
+        """The status a reconcile starts from: the newest computed, written or not."""
+        return self.held.get(key, stored)
+
+    def submit(self, key: Hashable, stored: Status, new: Status) -> None:
+        """Hand over the status a reconcile computed; `stored` is what the object holds now."""
+        if key not in self.held and not core_status.changed(stored, new):
+            return
+        self.held[key] = new
+        last = self.written.get(key)
+        now = self._clock()
+        if new.get("phase") != stored.get("phase") or last is None or now - last >= self.interval:
+            self._start(key)
+        else:
+            self._wake(key, last + self.interval - now)
+
+    def forget(self, key: Hashable) -> None:
+        task = self._tasks.pop(key, None)
+        if task is not None:
+            task.cancel()
+        self.held.pop(key, None)
+        self.written.pop(key, None)
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        self._tasks.clear()
+
+    def _start(self, key: Hashable) -> None:
+        if key in self._tasks:  # the writer in flight sends the newest held status when it is done
+            return
+        self._tasks[key] = asyncio.get_running_loop().create_task(self._flush(key))
+
+    async def _flush(self, key: Hashable) -> None:
+        try:
+            while (new := self.held.get(key)) is not None:
+                try:
+                    await self._write(key, new)
+                except ApiError as error:
+                    if error.status.code == 404:  # the run is gone
+                        self.held.pop(key, None)
+                        return
+                    raise
+                self.written[key] = self._clock()
+                newer = self.held.get(key)
+                if newer is new:
+                    del self.held[key]
+                    return
+                if newer is not None and newer.get("phase") == new.get("phase"):
+                    self._wake(key, self.interval)
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("status write of %s failed; retrying in %.0fs", key, RETRY, exc_info=True)
+            self._wake(key, RETRY)
+        finally:
+            if self._tasks.get(key) is asyncio.current_task():
+                del self._tasks[key]
