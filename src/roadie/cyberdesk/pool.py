@@ -16,6 +16,14 @@ handler on the same informer refills a pool when one of its VMs is claimed or de
 is rendered from the template like any other, with the pool VM's name as `${vm_name}` and
 `${cyberdesk_name}` and the default user data: a Cyberdesk with its own user data never claims
 one. Refilling runs in the background and never delays a reconcile.
+
+A pool also shrinks: after a restart with a smaller size, or with a namespace or template no longer
+pooled, the warm VMs beyond what is wanted would otherwise run forever with nothing owning them.
+Every refill, and the pass once the caches have synced, deletes a pool's surplus, least advanced
+first, and empties the pools no longer configured. Only VMs this operator made as pool VMs and no
+desktop has claimed are candidates, and each deletion carries the VM's resourceVersion as a
+precondition, the same version a claim's patch carries: of a claim and a deletion racing for one
+VM, exactly one wins, so a desktop never loses the VM it claimed.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import contextlib
 import dataclasses
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lightkube.core.exceptions import ApiError
@@ -121,6 +129,66 @@ def readiness(vm: dict[str, Any]) -> tuple[int, str]:
     return order.get(phase, 4), str(vm["metadata"].get("creationTimestamp") or "")
 
 
+def pool_of(vm: dict[str, Any], managed_by: str) -> Key | None:
+    """The pool (namespace, template) of an unclaimed warm VM this operator made; None for any
+    other VM (a desktop's, a claimed one, one being deleted, one another operator made), which a
+    shrink must never touch."""
+    meta = vm.get("metadata") or {}
+    vm_labels = meta.get("labels") or {}
+    parent = labels.parse_parent_ref((meta.get("annotations") or {}).get(labels.PARENT))
+    if parent is None or parent[0] != POOL_KIND or meta.get("deletionTimestamp") or meta.get("ownerReferences"):
+        return None
+    if (
+        POOL_LABEL not in vm_labels
+        or vm_labels.get(labels.MANAGED_BY) != labels.MANAGER
+        or vm_labels.get(labels.COMPONENT) != COMPONENT
+        or vm_labels.get(template.MANAGED_BY_LABEL) != naming.label_value(managed_by)
+        or (parent[1] or "") != meta.get("namespace")
+    ):
+        return None
+    return parent[1] or "", parent[2]
+
+
+def surplus(
+    members: Iterable[dict[str, Any]], size: int, rank: Callable[[dict[str, Any]], Any] = readiness
+) -> list[dict[str, Any]]:
+    """The members beyond `size`, least advanced first: the `size` furthest along (by `rank`, as a
+    claim would take them) are kept, so a shrink never stops a running VM while one still booting
+    is spare."""
+    ordered = sorted(members, key=rank)
+    return list(reversed(ordered[max(size, 0) :]))
+
+
+def shrink_plan(
+    vms: Iterable[dict[str, Any]],
+    wanted: Callable[[str, str], int],
+    managed_by: str,
+    rank: Callable[[dict[str, Any]], Any] = readiness,
+) -> dict[Key, list[dict[str, Any]]]:
+    """Per pool found among `vms`, the VMs to delete so that it keeps at most `wanted(namespace,
+    template)`: every pool VM of a pool no longer configured (wanted 0), a configured pool's
+    surplus; pools with nothing to delete are left out."""
+    pools: dict[Key, list[dict[str, Any]]] = {}
+    for vm in vms:
+        key = pool_of(vm, managed_by)
+        if key is not None:
+            pools.setdefault(key, []).append(vm)
+    plan = {key: surplus(members, wanted(*key), rank) for key, members in pools.items()}
+    return {key: doomed for key, doomed in plan.items() if doomed}
+
+
+def delete_options(vm: dict[str, Any]) -> dict[str, Any]:
+    """The body of a DELETE that succeeds only on the very version read (409 otherwise), so it
+    cannot remove a VM that a claim changed since."""
+    meta = vm["metadata"]
+    preconditions = {"uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+    return {
+        "apiVersion": "v1",
+        "kind": "DeleteOptions",
+        "preconditions": {k: v for k, v in preconditions.items() if v},
+    }
+
+
 @dataclasses.dataclass
 class Pool:
     size: int = 0
@@ -133,15 +201,25 @@ class Pool:
     _tasks: dict[Key, asyncio.Task[None]] = dataclasses.field(default_factory=dict)
     _again: set[Key] = dataclasses.field(default_factory=set)
     _retries: dict[Key, asyncio.TimerHandle] = dataclasses.field(default_factory=dict)
+    #: uids of the VMs this pool deleted whose deletion the cache may not show yet
+    _deleted: set[str] = dataclasses.field(default_factory=set)
     _closed: bool = False
 
     def serves(self, namespace: str, template_name: str) -> bool:
         return self.size > 0 and namespace in self.namespaces and template_name in self.templates
 
+    def wanted(self, namespace: str, template_name: str) -> int:
+        """How many warm VMs the pool (namespace, template) keeps: none if it is not configured."""
+        return self.size if self.serves(namespace, template_name) else 0
+
     def members(self, namespace: str, template_name: str) -> list[dict[str, Any]]:
         """The pool's warm VMs (not deleting), from the cache's parent index."""
         found = cache.by_index(cd_children.VMS, cache.PARENT_INDEX, pool_ref(namespace, template_name))
-        return [vm for vm in found if not vm["metadata"].get("deletionTimestamp")]
+        return [
+            vm
+            for vm in found
+            if not vm["metadata"].get("deletionTimestamp") and vm["metadata"].get("uid") not in self._deleted
+        ]
 
     async def claim(self, body: dict[str, Any], template_name: str) -> dict[str, Any] | None:
         """Adopt a warm VM for `body`; None if the pool has none. Refills in the background."""
@@ -184,15 +262,23 @@ class Pool:
 
     # -- refilling ---------------------------------------------------------------------------
     def refill_all(self) -> None:
+        """Every configured pool to its size, and every pool left from an earlier configuration
+        (a namespace or template no longer pooled, or a size of 0) emptied: once the caches have
+        synced, which is the one time the whole cache is read."""
         for namespace in self.namespaces:
             for template_name in self.templates:
                 self.refill(namespace, template_name)
+        for key in shrink_plan(cache.all_of(cd_children.VMS), self.wanted, self.managed_by, rank=_created):
+            if not self.serves(*key):
+                self.refill(*key)
 
     def refill(self, namespace: str, template_name: str) -> None:
-        """Bring the pool back to its size, in the background; one refill per pool at a time,
-        and one more after it if asked meanwhile."""
+        """Bring the pool back to its size (up or down), in the background; one refill per pool at
+        a time, and one more after it if asked meanwhile."""
         key = (namespace, template_name)
-        if self._closed or not self.serves(namespace, template_name):
+        if self._closed:
+            return
+        if not self.serves(namespace, template_name) and not self._ours(key):
             return
         if key in self._tasks:
             self._again.add(key)
@@ -207,10 +293,23 @@ class Pool:
             self._again.discard(key)
             self.refill(*key)
 
+    def _ours(self, key: Key) -> list[dict[str, Any]]:
+        return [vm for vm in self.members(*key) if pool_of(vm, self.managed_by) == key]
+
     async def _refill(self, key: Key) -> None:
         namespace, template_name = key
-        missing = self.size - len(self.members(namespace, template_name))
-        if missing <= 0:
+        members = self.members(namespace, template_name)
+        missing = self.wanted(namespace, template_name) - len(members)
+        if missing < 0:
+            try:
+                await self._shrink(key, members)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("warm pool %s/%s not shrunk (%s); trying again in %.0fs", *key, error, RETRY_SECONDS)
+                self._retries[key] = asyncio.get_running_loop().call_later(RETRY_SECONDS, self.refill, *key)
+            return
+        if missing == 0:
             return
         try:
             assert self.read_template is not None
@@ -228,6 +327,48 @@ class Pool:
             log.warning("warm pool %s/%s not refilled (%s); trying again in %.0fs", *key, error, RETRY_SECONDS)
             loop = asyncio.get_running_loop()
             self._retries[key] = loop.call_later(RETRY_SECONDS, self.refill, *key)
+
+    async def _shrink(self, key: Key, members: list[dict[str, Any]]) -> None:
+        """Delete the pool's VMs beyond its size, least advanced first; one log line per shrink."""
+        ours = [vm for vm in members if pool_of(vm, self.managed_by) == key]
+        keep = max(self.wanted(*key) - (len(members) - len(ours)), 0)
+        doomed = surplus(ours, keep)
+        deleted = 0
+        for vm in doomed:
+            if await self._delete(key, vm):
+                deleted += 1
+        self._deleted &= {str(vm["metadata"].get("uid")) for vm in cache.all_of(cd_children.VMS)}
+        if deleted:
+            log.info("warm pool %s/%s: deleted %d VM(s) over its size of %d", *key, deleted, self.wanted(*key))
+        else:
+            log.debug("warm pool %s/%s: nothing deleted of %d surplus VM(s)", *key, len(doomed))
+
+    async def _delete(self, key: Key, vm: dict[str, Any], attempts: int = 3) -> bool:
+        """Delete one surplus VM unless a claim took it: re-checked in the cache just before, and
+        guarded by its uid and resourceVersion; a conflict that was only a status update is read
+        again (a GET) and tried again."""
+        meta = vm["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta.get("uid")
+        current = cache.get(cd_children.VMS, namespace, name) or vm
+        path = f"{cd_children.VMS.path(namespace)}/{name}"
+        for _ in range(attempts):
+            if not current["metadata"].get("resourceVersion"):
+                return False  # nothing to guard the deletion with
+            if current["metadata"].get("uid") != uid or pool_of(current, self.managed_by) != key:
+                return False  # claimed, deleted or replaced meanwhile
+            response = await client.http().request("DELETE", path, json=delete_options(current))
+            if response.status_code == 404:
+                return False
+            if response.status_code != 409:
+                if response.status_code >= 400:
+                    raise RuntimeError(f"DELETE {path}: {response.status_code} {response.text[:200]}")
+                self._deleted.add(str(uid))
+                return True
+            fresh = await children.get_or_none(cd_children.VirtualMachine, name, namespace)
+            if fresh is None:
+                return False
+            current = fresh
+        return False
 
     def on_vm_event(self, kind: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         """A handler on the VM informer: a pool that lost a VM (deleted, or claimed away) refills."""
@@ -248,6 +389,11 @@ class Pool:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _created(vm: dict[str, Any]) -> str:
+    """A rank that reads no instance: enough to find which pools have a surplus at all."""
+    return str(vm["metadata"].get("creationTimestamp") or "")
 
 
 def _strings(mapping: Any) -> dict[str, str]:

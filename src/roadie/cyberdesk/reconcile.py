@@ -377,8 +377,8 @@ async def startup() -> None:
         managed_by=cfg.managed_by,
         read_template=read_template,
     )
-    if cfg.pool_size <= 0:
-        return
+    # with a size of 0 too: a pool left from a larger size (or a namespace or template no longer
+    # pooled) is emptied once the caches have listed it
     informers = cache.informers()
     for informer in informers:
         if informer.source == children.VMS:
