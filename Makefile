@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $@
 
-binaries: venv  ## find or build etcd, kube-apiserver, controller-manager, scheduler, kwok
+binaries: venv  ## find or build etcd, kube-apiserver, controller-manager, scheduler, kwok; helm and promtool
 	$(ROADIE) cluster binaries
+	$(BIN)/python -m roadie.devcluster.tools helm promtool
 
 demo: binaries  ## bring the local cluster and the operator up, and show the examples working
 	$(ROADIE) demo
