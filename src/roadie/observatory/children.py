@@ -11,6 +11,7 @@ server-side label selector) and finds a task's pods without listing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any
@@ -54,6 +55,7 @@ def _hash(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:_HASH]
 
 
+@functools.lru_cache(maxsize=16384)  # every reconcile of a 1,000-task run names each task's pod
 def pod_name(workflow: str, task: str, attempt: int) -> str:
     """`<workflow>-<task>-<hash>-<attempt>`, at most 63 characters, distinct for every (workflow,
     task) pair: the hash covers both names exactly, so `a` + `b-c` and `a-b` + `c` differ, and a

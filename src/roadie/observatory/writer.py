@@ -1,15 +1,14 @@
 """A run's status, written beside its reconciles rather than inside them, and at most once an
-interval while its phase stays the same.
-
-A 1,000-task run's status is over 100 KB, and the API server takes a second or more to write it
-on two busy cores (it decodes, validates and tracks the managed fields of the whole object, then
-writes it to etcd): a reconcile that waited for that write held up every pod start behind it, and
-a write per finished pod would mean one such write per pod. So a reconcile hands its newest
-status over and goes on deciding; one writer per run sends the newest status held, a phase change
-at once, anything else once `interval` has passed since the last write (the run is woken then,
-exactly, by the core scheduler). What is held is the next reconcile's starting point, so nothing
-is announced twice; a restarted operator starts from the stored status and the pods, which is all
-a decision needs.
+interval while its phase stays the same. A 1,000-task run's status is over 100 KB, and the API
+server takes a second or more to write it on two busy cores (it decodes, validates and tracks the
+managed fields of the whole object, then writes it to etcd): a reconcile that waited for that
+write held up every pod start behind it, and a write per finished pod would mean one such write
+per pod. So a reconcile hands its newest status over and goes on deciding; one writer per run
+sends the newest status held, a phase change at once, anything else once `interval` has passed
+since the last write, or three times as long as the last write took if that is longer (the run is
+woken then, exactly, by the core scheduler). What is held is the next reconcile's starting point,
+so nothing is announced twice; a restarted operator starts from the stored status and the pods,
+which is all a decision needs.
 """
 
 from __future__ import annotations
@@ -28,6 +27,10 @@ log = logging.getLogger(__name__)
 Status = dict[str, Any]
 #: Seconds to wait before writing again after a write failed.
 RETRY = 1.0
+#: The gap between two writes is at least this many times the last write's duration: a status the
+#: API server takes 1.5 s to write is written every 4.5 s, not every 1 s, so one run's status
+#: takes at most about a quarter of the API server's time from the pods it is starting.
+COST_FACTOR = 3.0
 
 
 class StatusWriter:
@@ -42,6 +45,7 @@ class StatusWriter:
         self._write, self._wake, self._clock = write, wake, clock
         self.held: dict[Hashable, Status] = {}
         self.written: dict[Hashable, float] = {}
+        self.cost: dict[Hashable, float] = {}
         self._tasks: dict[Hashable, asyncio.Task[None]] = {}
 
     def newest(self, key: Hashable, stored: Status) -> Status:
@@ -55,10 +59,16 @@ class StatusWriter:
         self.held[key] = new
         last = self.written.get(key)
         now = self._clock()
-        if new.get("phase") != stored.get("phase") or last is None or now - last >= self.interval:
+        gap = self.gap(key)
+        if new.get("phase") != stored.get("phase") or last is None or now - last >= gap:
             self._start(key)
         else:
-            self._wake(key, last + self.interval - now)
+            self._wake(key, last + gap - now)
+
+    def gap(self, key: Hashable) -> float:
+        """Seconds between two writes of the same phase: the interval, or longer for a status that
+        is slow to write."""
+        return max(self.interval, COST_FACTOR * self.cost.get(key, 0.0))
 
     def forget(self, key: Hashable) -> None:
         task = self._tasks.pop(key, None)
@@ -66,6 +76,7 @@ class StatusWriter:
             task.cancel()
         self.held.pop(key, None)
         self.written.pop(key, None)
+        self.cost.pop(key, None)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -80,6 +91,7 @@ class StatusWriter:
     async def _flush(self, key: Hashable) -> None:
         try:
             while (new := self.held.get(key)) is not None:
+                began = self._clock()
                 try:
                     await self._write(key, new)
                 except ApiError as error:
@@ -88,12 +100,13 @@ class StatusWriter:
                         return
                     raise
                 self.written[key] = self._clock()
+                self.cost[key] = self.written[key] - began
                 newer = self.held.get(key)
                 if newer is new:
                     del self.held[key]
                     return
                 if newer is not None and newer.get("phase") == new.get("phase"):
-                    self._wake(key, self.interval)
+                    self._wake(key, self.gap(key))
                     return
         except asyncio.CancelledError:
             raise

@@ -112,3 +112,22 @@ async def test_a_failed_write_is_retried_and_a_gone_run_forgotten() -> None:
     w.submit(KEY, {}, running("0/1"))
     await settle()
     assert not w.held and fake.written == []
+
+
+async def test_a_status_slow_to_write_is_written_less_often() -> None:
+    fake = Fake()
+    w = fake.writer()
+    original = fake.write
+
+    async def slow(key: Hashable, new: dict[str, Any]) -> None:
+        fake.now += 1.5  # the API server took a second and a half
+        await original(key, new)
+
+    w._write = slow
+    w.submit(KEY, {}, running("0/9"))
+    await settle()
+    assert w.gap(KEY) == 1.5 * writer.COST_FACTOR
+    fake.now += 2.0
+    w.submit(KEY, running("0/9"), running("1/9"))
+    await settle()
+    assert len(fake.written) == 1 and fake.wakes == [1.5 * writer.COST_FACTOR - 2.0]
