@@ -109,3 +109,21 @@ async def test_an_expiry_deletes_before_it_writes_the_status_and_the_event(monke
         models.API, body, {"phase": "Expired"}, {"phase": "Expired"}, None, "the workshop"
     )
     assert calls == [], "an object already being deleted with its status written costs nothing"
+
+
+async def test_a_digest_gathers_events_and_names_them_in_batches(monkeypatch: Any) -> None:
+    from roadie.core import events
+
+    posted: list[str] = []
+
+    async def emit(_body: Any, _type: str, reason: str, message: str) -> None:
+        posted.append(f"{reason}: {message}")
+
+    monkeypatch.setattr(events, "emit", emit)
+    digest = events.Digest(events.NORMAL, "Started", every=0.01, batch=3, one=lambda x: f"{x} started", many=",".join)
+    digest.add("a", {}, "one")
+    for name in "pqrst":
+        digest.add("b", {}, name)
+    assert posted == [], "gathered, not posted yet"
+    await asyncio.sleep(0.05)
+    assert sorted(posted) == ["Started: one started", "Started: p,q,r", "Started: s,t"]

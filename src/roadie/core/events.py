@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from lightkube.core.exceptions import ApiError
@@ -88,3 +89,38 @@ async def drain() -> None:
     """Cancel the events still waiting (the operator is stopping)."""
     for task in list(_pending):
         task.cancel()
+
+
+class Digest:
+    """Events of one reason about one object, gathered for `every` seconds and posted together:
+    one event for one item, else one per `batch` items naming them all. A thousand-task workflow
+    starts a task every few milliseconds; an event for each would cost the API server as much as
+    the tasks' pods."""
+
+    def __init__(
+        self,
+        type_: str,
+        reason: str,
+        *,
+        every: float,
+        batch: int,
+        one: Callable[[Any], str],
+        many: Callable[[list[Any]], str],
+    ) -> None:
+        self.type, self.reason, self.every, self.batch = type_, reason, every, batch
+        self._one, self._many = one, many
+        self._pending: dict[Hashable, tuple[Any, list[Any]]] = {}
+
+    def add(self, key: Hashable, body: Any, item: Any) -> None:
+        if key not in self._pending:
+            self._pending[key] = (body, [])
+            asyncio.get_running_loop().call_later(self.every, self.flush, key)
+        self._pending[key][1].append(item)
+
+    def flush(self, key: Hashable) -> None:
+        body, items = self._pending.pop(key, (None, []))
+        if len(items) == 1:
+            emit_soon(body, self.type, self.reason, self._one(items[0]))
+            return
+        for i in range(0, len(items), self.batch):
+            emit_soon(body, self.type, self.reason, self._many(items[i : i + self.batch]))

@@ -49,10 +49,18 @@ FLUSH = "status"
 STATUS_INTERVAL = 1.0
 #: Pod creates in flight at once within one reconcile.
 PARALLEL_WRITES = 32
-#: Task starts named in one event when a reconcile starts many (an event message holds 1,024
-#: characters; 63-character names fit 15): the events of a thousand-task wave cost tens of
-#: requests, not a thousand competing with the pods' own creates for the client's rate limit.
+#: Task starts named in one event (an event message holds 1,024 characters; 63-character names
+#: fit 15), gathered for a second: the events of a thousand-task run cost tens of requests, not a
+#: thousand competing with the pods' own creates.
 EVENT_BATCH = 15
+STARTED = events.Digest(
+    events.NORMAL,
+    "TaskStarted",
+    every=1.0,
+    batch=EVENT_BATCH,
+    one=lambda s: f"task {s.task} started (pod {s.pod})",
+    many=lambda batch: f"{len(batch)} tasks started: {', '.join(s.task for s in batch)}",
+)
 
 
 @dataclasses.dataclass
@@ -255,13 +263,8 @@ def _report(
             posts.append((events.NORMAL, "TaskRetried", f"task {s.task}: attempt {s.attempt} started (pod {s.pod})"))
         else:
             firsts.append(s)
-    if len(firsts) <= EVENT_BATCH // 5:
-        posts += [(events.NORMAL, "TaskStarted", f"task {s.task} started (pod {s.pod})") for s in firsts]
-    else:  # a wide wave: one event per batch, naming every task, not a thousand requests
-        for i in range(0, len(firsts), EVENT_BATCH):
-            batch = firsts[i : i + EVENT_BATCH]
-            names = ", ".join(s.task for s in batch)
-            posts.append((events.NORMAL, "TaskStarted", f"{len(batch)} tasks started: {names}"))
+    for s in firsts:
+        STARTED.add(_key(body), body, s)
     for e in found.ended:
         took = report.seconds(e.started, e.finished)
         if took is not None:
