@@ -153,3 +153,37 @@ async def test_forgetting_an_object_drops_its_retries(scheduler: schedule.Schedu
     queue.forget("a")
     await queue.stop()
     assert queue.tracked() == 0 and len(scheduler) == 0
+
+
+async def test_a_deadline_due_runs_at_once_beside_busy_workers_never_beside_its_own_reconcile(
+    scheduler: schedule.Scheduler,
+) -> None:
+    gate = asyncio.Event()
+    ran: list[Hashable] = []
+    at_once: dict[Hashable, int] = {}
+    most: dict[Hashable, int] = {}
+
+    async def handle(key: Hashable) -> float | None:
+        at_once[key] = at_once.get(key, 0) + 1
+        most[key] = max(most.get(key, 0), at_once[key])
+        ran.append(key)
+        if isinstance(key, str) and key.startswith("busy"):
+            await gate.wait()
+        at_once[key] -= 1
+        return None
+
+    queue = workqueue.WorkQueue("Thing", handle, workers=2)
+    queue.start()
+    queue.add("busy-1")
+    queue.add("busy-2")
+    await _until(lambda: len(ran) == 2)
+    for i in range(100):
+        queue.add_now(f"due-{i}")  # both workers are busy: these do not wait for them
+    await _until(lambda: len(ran) == 102)
+    queue.add_now("busy-1")  # its reconcile is running: it runs once more afterwards, not beside it
+    await asyncio.sleep(0.02)
+    assert ran.count("busy-1") == 1
+    gate.set()
+    await _until(lambda: ran.count("busy-1") == 2)
+    await queue.stop()
+    assert max(most.values()) == 1

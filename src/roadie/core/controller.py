@@ -72,7 +72,7 @@ class Controller:
         """At `when` (exactly: the core scheduler fires then), reconcile the object; one entry
         per purpose, replaced when scheduled again."""
         key = (namespace or "", name)
-        schedule.get().at((self.api.kind, key, purpose), when, lambda: self.queue.add(key))
+        schedule.get().at((self.api.kind, key, purpose), when, lambda: self.queue.add_now(key))
 
     def cancel(self, namespace: str | None, name: str, purpose: str) -> None:
         schedule.get().cancel((self.api.kind, (namespace or "", name), purpose))

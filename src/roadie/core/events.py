@@ -18,7 +18,7 @@ from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
 
-from roadie.core import client, models
+from roadie.core import background, client, models
 
 NORMAL, WARNING = "Normal", "Warning"
 log = logging.getLogger(__name__)
@@ -59,36 +59,14 @@ async def emit(body: Any, type_: str, reason: str, message: str) -> None:
         log.warning("could not post event %s for %s", reason, body["metadata"].get("name"), exc_info=True)
 
 
-_pending: set[asyncio.Task[None]] = set()
-#: Background events in flight at once. They yield to the work they follow: four hundred expiries
-#: due in one second each post an event, and unbounded they would fill the client's connections
-#: and rate limit ahead of the deletes still to come.
-BACKGROUND_SLOTS = 4
-_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-
-
 def emit_soon(body: Any, type_: str, reason: str, message: str) -> None:
-    """Post the event without waiting for it, a few at a time: for a path where every request in
-    sequence delays what the user waits for. The task is kept until it ends."""
-    loop = asyncio.get_running_loop()
-    slots = _slots.get(loop)
-    if slots is None:
-        _slots.clear()  # one operator loop at a time; a test's earlier loops are gone
-        slots = _slots[loop] = asyncio.Semaphore(BACKGROUND_SLOTS)
-
-    async def post() -> None:
-        async with slots:
-            await emit(body, type_, reason, message)
-
-    task = loop.create_task(post())
-    _pending.add(task)
-    task.add_done_callback(_pending.discard)
+    """Post the event in the background, a few at a time (`core.background`): for a path where
+    every request in sequence delays what the user waits for."""
+    background.soon(lambda: emit(body, type_, reason, message), f"event {reason}")
 
 
 async def drain() -> None:
-    """Cancel the events still waiting (the operator is stopping)."""
-    for task in list(_pending):
-        task.cancel()
+    await background.drain()
 
 
 class Digest:

@@ -17,7 +17,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.types import CascadeType
 
 from roadie.core import api as api_mod
-from roadie.core import children, client, events, models
+from roadie.core import background, children, client, events, models
 from roadie.core import status as status_writer
 from roadie.core.controller import WAIT, Controller
 
@@ -79,8 +79,9 @@ async def expire(
     """The object's time is up: delete it, then say so (status and an `Expired` event, once); its
     children go with it through their owner references. True if this call deleted it.
 
-    The delete goes first because it is the moment a user (and the expiry's deadline) counts:
-    when many fall due in one second, each worker's expiry is one request late, not three. A
+    The delete goes first, and the status and the event follow in the background
+    (`core.background`), because the delete is the moment a user (and the expiry's deadline)
+    counts: when many fall due in one second, the deletes take the client's rate limit first. A
     foreground deletion keeps the object, with its status, until its children are gone; one
     already gone (a background deletion) has nothing left to write a status to."""
     meta = body["metadata"]
@@ -89,11 +90,15 @@ async def expire(
         options = {"cascade": CascadeType.FOREGROUND} if foreground else {}
         deleted = await children.delete(client.resource(api), meta["name"], meta.get("namespace"), **options)
     if old.get("phase") != new.get("phase"):
-        try:
-            await status_writer.write(api, body, new)
-        except ApiError as error:
-            if error.status.code != 404:
-                raise
         stamp = models.timestamp(expires_at) if expires_at else "now"
-        events.emit_soon(body, events.NORMAL, "Expired", f"{what} ran out at {stamp}; deleting it")
+
+        async def say_so() -> None:
+            try:
+                await status_writer.write(api, body, new)
+            except ApiError as error:
+                if error.status.code != 404:
+                    raise
+            await events.emit(body, events.NORMAL, "Expired", f"{what} ran out at {stamp}; deleting it")
+
+        background.soon(say_so, f"the expiry status of {meta['name']}")
     return deleted

@@ -5,6 +5,9 @@ Events only mark an object dirty; a worker takes the key and reconciles the obje
 holds it then, so ten events in a burst cost one reconcile, not ten. A key being reconciled that
 is marked again is run once more afterwards, never twice at once. Delayed adds (retries, waits,
 resyncs) are entries in the core scheduler, so a retry is exact and costs no task while it waits.
+A deadline falling due (`add_now`) does not queue behind the workers: its reconcile starts at once
+beside them, a bounded number at a time, since four hundred expiries due in the same second would
+otherwise wait for one another in rounds of sixteen.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ log = logging.getLogger(__name__)
 #: What a reconcile returns: seconds until it wants to run again, None for "only on a change",
 #: or WAIT: it is waiting on something whose events will wake it; come back with a growing backoff.
 WAIT = -1.0
+#: Reconciles of deadlines fallen due that run at once beside the workers.
+URGENT = 64
 Handler = Callable[[Hashable], Awaitable[float | None]]
 
 
@@ -48,6 +53,8 @@ class WorkQueue:
         self._failures: dict[Hashable, int] = {}
         self._waits: dict[Hashable, int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._urgent: set[asyncio.Task[None]] = set()
+        self._urgent_slots: asyncio.Semaphore | None = None
 
     # -- adding ------------------------------------------------------------------------------
     def add(self, key: Hashable) -> None:
@@ -57,6 +64,28 @@ class WorkQueue:
         if key not in self._processing:
             self._queue.put_nowait(key)
         metrics.QUEUE_DEPTH.labels(self.name).set(self._queue.qsize())
+
+    def add_now(self, key: Hashable) -> None:
+        """A deadline of the object fell due: reconcile it at once, beside the workers (never
+        beside another reconcile of the same object: one running or queued takes this add)."""
+        if key in self._processing or key in self._dirty or not self._tasks:
+            self.add(key)
+            return
+        self._processing.add(key)
+        task = asyncio.get_running_loop().create_task(self._run_urgent(key))
+        self._urgent.add(task)
+        task.add_done_callback(self._urgent.discard)
+
+    async def _run_urgent(self, key: Hashable) -> None:
+        if self._urgent_slots is None:
+            self._urgent_slots = asyncio.Semaphore(URGENT)
+        try:
+            async with self._urgent_slots:
+                await self._run(key)
+        finally:
+            self._processing.discard(key)
+            if key in self._dirty:
+                self._queue.put_nowait(key)
 
     def add_after(self, key: Hashable, delay: float, purpose: str = "requeue") -> None:
         """Queue `key` after `delay` seconds; an earlier pending add of the same purpose wins."""
@@ -96,7 +125,7 @@ class WorkQueue:
         return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._urgent]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
