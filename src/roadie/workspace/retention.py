@@ -9,7 +9,18 @@ from typing import Any
 
 from roadie.core import durations, models
 from roadie.workspace import models as ws_models
+from roadie.workspace.engine import layout
 from roadie.workspace.engine import retention as rules
+
+
+def _created(st: dict[str, Any]) -> datetime.datetime | None:
+    """The snapshot's creation time to the millisecond, from its ID (`createdAt` has whole
+    seconds, and two snapshots taken in one second must still be told apart: which is newest
+    decides which the policy keeps)."""
+    snapshot_id = str(st.get("snapshotID") or "")
+    if snapshot_id[:13].isdigit():
+        return layout.id_time(snapshot_id)
+    return models.parse_timestamp(st.get("createdAt"))
 
 
 def decide(
@@ -26,7 +37,7 @@ def decide(
     current_name = None
     for name, snap in by_name.items():
         st = snap.get("status") or {}
-        made = models.parse_timestamp(st.get("createdAt"))
+        made = _created(st)
         if made is None:
             continue
         if current and st.get("snapshotID") == current:

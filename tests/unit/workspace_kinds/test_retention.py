@@ -43,3 +43,16 @@ def test_each_rule_keeps_what_it_should() -> None:
     assert "d" not in names(doomed)  # the newest of yesterday
     pending = [snap("x", 90, phase="InProgress"), *snaps]
     assert "x" not in names(retention.decide(pending, policy(keepMinSnapshots=0, keepMinAge="1h"), NOW)[0])
+
+
+def test_two_snapshots_of_one_second_are_told_apart_by_their_ids() -> None:
+    second = NOW - datetime.timedelta(hours=2)
+    stamp = second.strftime("%Y-%m-%dT%H:%M:%SZ")
+    millis = int(second.timestamp() * 1000)
+    first = {"metadata": {"name": "z-earlier"}, "spec": {}, "status": {"phase": "Ready", "createdAt": stamp,
+             "snapshotID": f"{millis + 100:013d}-aaaaaaaa"}}  # fmt: skip
+    later = {"metadata": {"name": "a-later"}, "spec": {}, "status": {"phase": "Ready", "createdAt": stamp,
+             "snapshotID": f"{millis + 900:013d}-bbbbbbbb"}}  # fmt: skip
+    for order in ([first, later], [later, first]):
+        doomed, _ = retention.decide(order, policy(keepMinSnapshots=1, keepMinAge="1h"), NOW)
+        assert names(doomed) == ["z-earlier"], "the newest (by its ID's milliseconds) is the one kept"
