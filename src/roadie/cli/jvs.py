@@ -9,11 +9,12 @@ volume, 6 the volume stayed locked by another run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -105,9 +106,15 @@ def _run(termination: str | None, as_json: bool, action: Callable[[], tuple[dict
         raise typer.Exit(code)
 
 
-def _say_recovered(done: list[str]) -> None:
-    for line in done:
-        typer.echo(f"recovered: {line}", err=True)
+@contextlib.contextmanager
+def _writing(root: pathlib.Path, lock_timeout: float) -> Iterator[layout.Layout]:
+    """The volume opened for a change (its lock held), saying on stderr what an interrupted
+    earlier run left that opening it recovered."""
+    recovered: list[str] = []
+    with volume.opened(root, timeout=lock_timeout, recovered=recovered) as lay:
+        for line in recovered:
+            typer.echo(f"recovered: {line}", err=True)
+        yield lay
 
 
 def _size(count: int) -> str:
@@ -154,9 +161,7 @@ def snapshot(
     def action() -> tuple[dict[str, Any], str]:
         options = publish.Options(worktree=worktree, note=note, tags=tag or (), partial_paths=partial_path or None,
                                   engine=engine, codec=codec, level=level, sync=sync, workers=workers)  # fmt: skip
-        recovered: list[str] = []
-        with volume.opened(root, timeout=lock_timeout, recovered=recovered) as lay:
-            _say_recovered(recovered)
+        with _writing(root, lock_timeout) as lay:
             descriptor = publish.snapshot(lay, options)
             state = "Unverified"
             if check:
@@ -193,9 +198,7 @@ def restore_cmd(
     """Replace main/ (or a worktree) with a snapshot, as a whole: old or new, never a mix."""
 
     def action() -> tuple[dict[str, Any], str]:
-        recovered: list[str] = []
-        with volume.opened(root, timeout=lock_timeout, recovered=recovered) as lay:
-            _say_recovered(recovered)
+        with _writing(root, lock_timeout) as lay:
             result = restore.restore(lay, ref, worktree=worktree, sync=sync, workers=workers)
         result["phase"] = "Completed"
         return result, f"restored {result['snapshotID']} into {result['target']}/ ({result['fileCount']} files)"
@@ -265,9 +268,7 @@ def delete_cmd(
     """Delete one snapshot; frees what no other snapshot shares."""
 
     def action() -> tuple[dict[str, Any], str]:
-        recovered: list[str] = []
-        with volume.opened(root, timeout=lock_timeout, recovered=recovered) as lay:
-            _say_recovered(recovered)
+        with _writing(root, lock_timeout) as lay:
             result = delete.delete(lay, ref)
         return result, f"deleted {result['snapshotID']}, freed {_size(result['freedBytes'])}"
 
@@ -299,9 +300,7 @@ def gc(
 
     def action() -> tuple[dict[str, Any], str]:
         age = _duration(keep_min_age)
-        recovered: list[str] = []
-        with volume.opened(root, timeout=lock_timeout, recovered=recovered) as lay:
-            _say_recovered(recovered)
+        with _writing(root, lock_timeout) as lay:
             snaps = store.all_snapshots(lay)
             candidates = [retention.Candidate(s.id, s.created_at, frozenset(s.tags)) for s in snaps]
             decided = retention.plan(candidates, keep_min, age, keep_tag or (), datetime.datetime.now(datetime.UTC),
