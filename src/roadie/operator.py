@@ -22,7 +22,7 @@ from typing import Any
 
 from roadie import catalog
 from roadie import settings as settings_mod
-from roadie.core import client, events, leader, manager, metrics, probes, schedule, secure_metrics
+from roadie.core import background, client, leader, manager, metrics, probes, schedule, secure_metrics
 
 log = logging.getLogger("roadie")
 
@@ -145,7 +145,7 @@ class _Process:
         probes.set_ready(False)
         log.info("operator stopping")
         await self.mgr.stop()
-        await events.drain()
+        await background.drain()  # events and statuses still waiting to be sent
         if self.active:
             for module in self.hooks:
                 if hasattr(module, "shutdown"):

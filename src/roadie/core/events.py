@@ -65,10 +65,6 @@ def emit_soon(body: Any, type_: str, reason: str, message: str) -> None:
     background.soon(lambda: emit(body, type_, reason, message), f"event {reason}")
 
 
-async def drain() -> None:
-    await background.drain()
-
-
 class Digest:
     """Events of one reason about one object, gathered for `every` seconds and posted together:
     one event for one item, else one per `batch` items naming them all. A thousand-task workflow

@@ -83,9 +83,7 @@ class WorkQueue:
             async with self._urgent_slots:
                 await self._run(key)
         finally:
-            self._processing.discard(key)
-            if key in self._dirty:
-                self._queue.put_nowait(key)
+            self._release(key)
 
     def add_after(self, key: Hashable, delay: float, purpose: str = "requeue") -> None:
         """Queue `key` after `delay` seconds; an earlier pending add of the same purpose wins."""
@@ -141,9 +139,13 @@ class WorkQueue:
             try:
                 await self._run(key)
             finally:
-                self._processing.discard(key)
-                if key in self._dirty:
-                    self._queue.put_nowait(key)
+                self._release(key)
+
+    def _release(self, key: Hashable) -> None:
+        """A reconcile of `key` ended: one asked for meanwhile is queued now."""
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.put_nowait(key)
 
     async def _run(self, key: Hashable) -> None:
         try:

@@ -368,7 +368,6 @@ async def startup() -> None:
 
 async def shutdown() -> None:
     await statuses.close()
-    await events.drain()
     runtime.tracing.shutdown()
 
 
