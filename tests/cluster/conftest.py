@@ -24,7 +24,7 @@ import lightkube
 import pytest
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, ServiceAccount
+from lightkube.resources.core_v1 import Event, Namespace, ServiceAccount
 
 from roadie.devcluster import cluster
 
@@ -97,6 +97,38 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 30.0, interva
                 return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def events(
+    kube: lightkube.Client, namespace: str, kind: str | None = None, name: str | None = None
+) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the Events in `namespace`, about `kind`/`name` when given."""
+    return [
+        (e.type or "", e.reason or "", e.message or "")
+        for e in kube.list(Event, namespace=namespace)
+        if (kind is None or e.involvedObject.kind == kind) and (name is None or e.involvedObject.name == name)
+    ]
+
+
+def wait_for_events(
+    kube: lightkube.Client,
+    namespace: str,
+    reasons: set[str],
+    *,
+    kind: str | None = None,
+    name: str | None = None,
+    type_: str | None = None,
+    timeout: float = 15.0,
+) -> list[tuple[str, str, str]]:
+    """Wait until Events with all of `reasons` exist. The operator records Events in the background
+    after the status write (as client-go's recorder does), so a test reading them at once races."""
+
+    def seen() -> list[tuple[str, str, str]] | None:
+        found = events(kube, namespace, kind, name)
+        have = {r for t, r, _ in found if type_ is None or t == type_}
+        return found if reasons <= have else None
+
+    return wait_for(f"events {sorted(reasons)} on {kind or '*'}/{name or '*'}", seen, timeout)
 
 
 def gone(check: Callable[[], object]) -> Callable[[], bool]:

@@ -23,9 +23,9 @@ from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import ConfigMap, Event, Namespace, Secret
+from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
 from lightkube.types import PatchType
-from tests.cluster.conftest import OperatorProcess, gone, instead_of, wait_for
+from tests.cluster.conftest import OperatorProcess, gone, instead_of, wait_for, wait_for_events
 from tests.support import postgres
 
 from roadie.core import models
@@ -120,10 +120,6 @@ def row(pg: postgres.PostgresServer, name: str) -> str | None:
         return asyncio.run(read())
     except OSError:
         return None  # the database is down
-
-
-def reasons(kube: lightkube.Client, namespace: str, name: str) -> list[str]:
-    return [e.reason or "" for e in kube.list(Event, namespace=namespace) if e.involvedObject.name == name]
 
 
 # -- tests -----------------------------------------------------------------------------------
@@ -226,7 +222,7 @@ def test_the_timeout_halts_then_deletes_on_time(
     wait_for("the VM deleted", gone(lambda: vm(kube, namespace, found["vmName"])), 20)
     final = wait_for("TimedOut", phase_is(kube, namespace, name, "TimedOut"), 20)
     assert final["timedOut"] is True and final["haltedAt"]
-    assert {"ExpiringSoon", "TimedOut", "VMDeleted"} <= set(reasons(kube, namespace, name))
+    wait_for_events(kube, namespace, {"ExpiringSoon", "TimedOut", "VMDeleted"}, name=name)
     wait_for("the row says completed", lambda: row(pg, name) == "completed", 20)
 
 

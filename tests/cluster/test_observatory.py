@@ -22,9 +22,9 @@ import pytest
 import yaml
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.core_v1 import Event, Pod
+from lightkube.resources.core_v1 import Pod
 from lightkube.types import PatchType
-from tests.cluster.conftest import OperatorProcess, instead_of, wait_for
+from tests.cluster.conftest import OperatorProcess, instead_of, wait_for, wait_for_events
 
 from roadie.core import models as core_models
 from roadie.observatory import children, models
@@ -134,8 +134,7 @@ def test_three_task_sample_runs_two_in_parallel(
     # in parallel: task-3 started before task-2 ended, and the other way round
     assert when(entries["task-2"]["startTime"]) <= when(entries["task-3"]["completionTime"])
     assert when(entries["task-3"]["startTime"]) <= when(entries["task-2"]["completionTime"])
-    reasons = {e.reason for e in kube.list(Event, namespace=namespace)}
-    assert {"TaskStarted", "Succeeded"} <= reasons
+    wait_for_events(kube, namespace, {"TaskStarted", "Succeeded"})
 
 
 class PodWatch:
@@ -193,8 +192,7 @@ def test_a_failed_task_skips_its_dependents(operator: OperatorProcess, kube: lig
     assert entries["other"]["phase"] == "Succeeded", "an independent branch runs to its end"
     names = {task_of(p) for p in pods_of(kube, namespace, "fails")}
     assert names == {"a", "b", "other"}
-    reasons = {e.reason for e in kube.list(Event, namespace=namespace)}
-    assert {"TaskFailed", "Failed"} <= reasons
+    wait_for_events(kube, namespace, {"TaskFailed", "Failed"})
 
 
 def test_a_retry_succeeds_on_the_second_attempt(
@@ -216,8 +214,7 @@ def test_a_retry_succeeds_on_the_second_attempt(
     # the backoff: the second attempt was created at least a second after the first one ended
     second = when(pods[children.pod_name("retry", "flaky", 2)]["metadata"]["creationTimestamp"])
     assert second - ended_at(pods[first]) >= 1
-    reasons = {e.reason for e in kube.list(Event, namespace=namespace)}
-    assert {"TaskAttemptFailed", "TaskRetried"} <= reasons
+    wait_for_events(kube, namespace, {"TaskAttemptFailed", "TaskRetried"})
 
 
 def test_a_task_past_its_deadline_fails(operator: OperatorProcess, kube: lightkube.Client, namespace: str) -> None:

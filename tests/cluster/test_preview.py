@@ -27,11 +27,11 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet
-from lightkube.resources.core_v1 import Event, LimitRange, Namespace, ResourceQuota, Service
+from lightkube.resources.core_v1 import LimitRange, Namespace, ResourceQuota, Service
 from lightkube.resources.networking_v1 import Ingress, NetworkPolicy
 from lightkube.types import PatchType
 from prometheus_client.parser import text_string_to_metric_families
-from tests.cluster.conftest import OperatorProcess, deletion_seen, gone, wait_for
+from tests.cluster.conftest import OperatorProcess, deletion_seen, gone, wait_for, wait_for_events
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -129,14 +129,6 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def _events(kube: lightkube.Client, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    return [
-        (e.type or "", e.reason or "", e.message or "")
-        for e in kube.list(Event, namespace=namespace)
-        if e.involvedObject.kind == "PreviewEnvironment" and e.involvedObject.name == name
-    ]
-
-
 def _live(kube: lightkube.Client) -> int:
     """How many PreviewEnvironments in the cluster are provisioned: what the active gauge says."""
     phases = [(o.status or {}).get("phase") for o in kube.list(PreviewEnvironment, namespace=lightkube.ALL_NS)]
@@ -220,7 +212,7 @@ def test_seed_example_reaches_ready_and_its_namespace_holds_the_objects(
     sources = policy.spec.ingress[0].from_
     assert sources[0].namespaceSelector.matchLabels == {"kubernetes.io/metadata.name": "ingress-nginx"}
     assert sources[1].podSelector is not None and sources[1].namespaceSelector is None
-    assert {"Ready"} <= {reason for _, reason, _ in _events(kube, namespace, name)}
+    wait_for_events(kube, namespace, {"Ready"}, kind="PreviewEnvironment", name=name)
 
 
 def test_new_tag_rolls_the_deployment_and_a_deleted_one_comes_back(
@@ -289,7 +281,7 @@ def test_ttl_deletes_at_creation_plus_ttl_within_a_second(
     print(f"TTL: deletion seen {observed - expires_at:+.3f}s from expiresAt")
     assert -0.05 <= observed - expires_at < 1.0, f"deleted {observed - expires_at:+.3f}s from expiresAt"
     wait_for("the namespace gone", gone(lambda: kube.get(Namespace, f"preview-pr-{pr}")), 90)
-    assert "Expired" in {reason for _, reason, _ in _events(kube, namespace, "brief")}
+    wait_for_events(kube, namespace, {"Expired"}, kind="PreviewEnvironment", name="brief")
     assert _metric(operator.metrics(), "preview_environments_expired_total") == expired_before + 1
 
 
@@ -307,7 +299,7 @@ def test_second_object_for_the_same_pr_fails_and_leaves_the_holder_untouched(
     assert provisioned["reason"] == "NamespaceConflict"
     assert f"PreviewEnvironment {namespace}/first" in provisioned["message"]
     assert newcomer.status.get("namespace") is None and newcomer.status.get("url") is None
-    assert any(t == "Warning" and r == "Failed" for t, r, _ in _events(kube, namespace, "second"))
+    wait_for_events(kube, namespace, {"Failed"}, kind="PreviewEnvironment", name="second", type_="Warning")
 
     previews.delete_and_wait(namespace, "second", timeout=30)
     assert _versions(kube, pr) == before, "the holder's namespace and objects were not written"

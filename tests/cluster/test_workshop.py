@@ -13,21 +13,13 @@ import pytest
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Event, PersistentVolumeClaim, Secret, Service
+from lightkube.resources.core_v1 import PersistentVolumeClaim, Secret, Service
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
 from tests.cluster import workshops
-from tests.cluster.conftest import OperatorProcess, deletion_seen, wait_for
+from tests.cluster.conftest import OperatorProcess, deletion_seen, wait_for, wait_for_events
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-def _events(kube: lightkube.Client, namespace: str, name: str) -> list[tuple[str, str, str]]:
-    return [
-        (e.type or "", e.reason or "", e.message or "")
-        for e in kube.list(Event, namespace=namespace)
-        if e.involvedObject.kind == "Workshop" and e.involvedObject.name == name
-    ]
 
 
 def _children(kube: lightkube.Client, namespace: str, name: str) -> dict[str, list[str]]:
@@ -69,7 +61,7 @@ def test_seed_example_reaches_ready_with_the_seed_children(kube: lightkube.Clien
     deployment = kube.get(Deployment, "data-science-101-deployment", namespace=namespace)
     assert deployment.metadata.ownerReferences[0].uid == obj.metadata.uid
     assert deployment.metadata.labels["app.kubernetes.io/managed-by"] == "roadie"
-    assert {"Ready"} <= {reason for _, reason, _ in _events(kube, namespace, "data-science-101")}
+    wait_for_events(kube, namespace, {"Ready"}, kind="Workshop", name="data-science-101")
 
 
 def test_missing_storage_class_is_named_then_fails_at_the_deadline(kube: lightkube.Client, namespace: str) -> None:
@@ -90,7 +82,7 @@ def test_missing_storage_class_is_named_then_fails_at_the_deadline(kube: lightku
     obj = workshops.get(kube, namespace, "data-science-101")
     provisioned = next(c for c in obj.status["conditions"] if c["type"] == "Provisioned")
     assert provisioned["reason"] == "ProvisioningDeadlineExceeded" and "fast-ssd" in provisioned["message"]
-    assert any(t == "Warning" and r == "Failed" for t, r, _ in _events(kube, namespace, "data-science-101"))
+    wait_for_events(kube, namespace, {"Failed"}, kind="Workshop", name="data-science-101", type_="Warning")
 
 
 def test_expiry_happens_within_a_second_of_expires_at(kube: lightkube.Client, namespace: str) -> None:
@@ -105,10 +97,7 @@ def test_expiry_happens_within_a_second_of_expires_at(kube: lightkube.Client, na
     observed = wait_for("the workshop deleted at expiry", deleting, 30, interval=0.05)
     assert -0.05 <= observed - expires_at < 1.0, f"deleted {observed - expires_at:+.3f}s from expiresAt"
     # the delete goes first; the `Expired` event is posted right after it
-    wait_for(
-        "the ExpiringSoon and Expired events",
-        lambda: {"ExpiringSoon", "Expired"} <= {r for _, r, _ in _events(kube, namespace, "brief")},
-    )
+    wait_for_events(kube, namespace, {"ExpiringSoon", "Expired"}, kind="Workshop", name="brief")
     wait_for(
         "children removed with it",
         lambda: not any(_children(kube, namespace, "brief").values()),
@@ -131,7 +120,7 @@ def test_changing_duration_moves_expiry(kube: lightkube.Client, namespace: str) 
         first.replace("Z", "+00:00")
     )
     assert delta == datetime.timedelta(hours=1) - datetime.timedelta(seconds=12)
-    assert "ExpiryChanged" in {r for _, r, _ in _events(kube, namespace, "extend")}
+    wait_for_events(kube, namespace, {"ExpiryChanged"}, kind="Workshop", name="extend")
     time.sleep(
         max(0.0, 14 - (time.time() - workshops.get(kube, namespace, "extend").metadata.creationTimestamp.timestamp()))
     )
