@@ -45,3 +45,23 @@ async def test_a_transient_error_is_counted_and_retried() -> None:
     with pytest.raises(ApiError):
         await reconcile._step("service", _raise(_api_error(422)))
     assert metrics.FAILED.labels("service")._value.get() == before + 2
+
+
+def test_terminating_keeps_where_it_was_and_when_it_expired() -> None:
+    from roadie.preview import status
+
+    old = {
+        "namespace": "preview-pr-1",
+        "url": "https://pr-1.example/",
+        "image": "app:1",
+        "expiresAt": "2024-05-01T12:00:00Z",
+    }
+    seen = status.Observed(generation=1)
+    reconcile._keep_where(seen, old)
+    assert (seen.terminating, seen.namespace, seen.url, seen.image) == (
+        True,
+        "preview-pr-1",
+        "https://pr-1.example/",
+        "app:1",
+    )
+    assert seen.expires_at is not None and status.compute(old, seen, seen.expires_at)["expiresAt"] == old["expiresAt"]

@@ -242,3 +242,10 @@ def test_an_unchanged_workshop_computes_an_unchanged_status() -> None:
     first = status.compute({}, applied(True, False, problems=["p"]), NOW)
     again = status.compute(first, applied(True, False, problems=["p"]), NOW + datetime.timedelta(minutes=5))
     assert again == first
+
+
+def test_terminating_keeps_the_expiry_and_leaves_the_warning_as_it_was() -> None:
+    warned = status.compute({}, applied(True, in_warning_window=True), NOW)
+    result = status.compute(warned, applied(True, terminating=True), NOW)
+    assert result["expiresAt"] == warned["expiresAt"], "a foreground deletion still shows when it expired"
+    assert condition(result, status.EXPIRING) == condition(warned, status.EXPIRING)

@@ -146,9 +146,11 @@ def _past_progress_deadline(deployment: dict[str, Any] | None) -> bool:
 
 
 def _keep_where(seen: status.Observed, old: dict[str, Any]) -> None:
-    """Terminating: the status goes on saying where the environment was until it is gone."""
+    """Terminating: the status goes on saying where the environment was, and when it expired,
+    until it is gone."""
     seen.terminating = True
     seen.namespace, seen.url, seen.image = old.get("namespace"), old.get("url"), old.get("image")
+    seen.expires_at = seen.expires_at or models.parse_timestamp(old.get("expiresAt"))
 
 
 async def _expire(body: dict[str, Any], old: dict[str, Any], seen: status.Observed, now: datetime.datetime) -> None:

@@ -50,6 +50,7 @@ async def reconcile(body: dict[str, Any]) -> float | None:
 
     if meta.get("deletionTimestamp"):
         seen.terminating = True
+        seen.expires_at = models.parse_timestamp(old.get("expiresAt"))  # kept while its children go
         return await _finish(body, old, seen, now)
 
     try:

@@ -103,7 +103,7 @@ def compute(old: dict[str, Any], seen: Observed, now: datetime.datetime) -> dict
         )
         conds = conditions.set_condition(conds, READY, "False", reason, message, generation=gen, now=now)
 
-    if seen.expires_at is not None:
+    if seen.expires_at is not None and not seen.terminating:  # terminating: left as it was
         if seen.in_warning_window:
             conds = conditions.set_condition(
                 conds,
