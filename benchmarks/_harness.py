@@ -152,6 +152,14 @@ class Operator:
     def total(self, name: str, where: Callable[[dict[str, str]], bool] = lambda _: True) -> float:
         return sum(v for (n, labels), v in self.metrics().items() if n == name and where(dict(labels)))
 
+    def lateness_histogram(self) -> dict[str, float]:
+        """The operator's own `roadie_deadline_lateness_seconds`: cumulative counts by bucket."""
+        return {
+            dict(labels).get("le", "?"): value
+            for (name, labels), value in self.metrics().items()
+            if name == "roadie_deadline_lateness_seconds_bucket"
+        }
+
     def api_requests(self) -> float:
         """Requests the operator sent, WATCH excluded (its own count, by verb)."""
         return self.total("roadie_api_requests_total", lambda labels: labels.get("verb") != "WATCH")

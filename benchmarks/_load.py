@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime
 import functools
 import pathlib
 import time
@@ -215,3 +216,24 @@ def available(obj: Body) -> bool:
 
 def deleting(obj: Body) -> bool:
     return bool(obj.get("gone") or obj["metadata"].get("deletionTimestamp"))
+
+
+def epoch(stamp: str) -> float:
+    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def expiry_lateness(follow: Follow) -> tuple[list[float], list[float]]:
+    """For each object followed until deleting: the moment first seen deleting, and the API
+    server's `deletionTimestamp` (whole seconds), each minus its `status.expiresAt`."""
+    seen_late, api_late = [], []
+    for key, seen in follow.first.items():
+        obj = follow.last[key]
+        expires = (obj.get("status") or {}).get("expiresAt")
+        if not expires:
+            continue
+        due = epoch(expires)
+        seen_late.append(seen - due)
+        stamp = obj["metadata"].get("deletionTimestamp")
+        if stamp:
+            api_late.append(epoch(stamp) - due)
+    return seen_late, api_late

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import datetime
 import functools
 import random
 import time
@@ -29,10 +28,6 @@ from roadie.devcluster import binaries, cluster, pki, processes
 _ = create_global_resource  # lightkube's generic resources are registered by `_load`
 
 
-def _epoch(stamp: str) -> float:
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
 def audit(kube: Any, parents: set[str]) -> dict[str, Any]:
     """Children counted per parent (by Roadie's parent pointer): duplicates and orphans."""
     per: collections.Counter[tuple[str, str]] = collections.Counter()
@@ -48,15 +43,6 @@ def audit(kube: Any, parents: set[str]) -> dict[str, Any]:
             per[(pointer, resource.__name__)] += 1
     duplicates = [f"{p} has {n} {kind}s" for (p, kind), n in per.items() if n > 1]
     return {"children": sum(per.values()), "duplicates": duplicates, "orphans": orphans}
-
-
-def lateness(follow: load.Follow) -> list[float]:
-    late = []
-    for key, seen in follow.first.items():
-        expires = (follow.last[key].get("status") or {}).get("expiresAt")
-        if expires:
-            late.append(seen - _epoch(expires))
-    return late
 
 
 async def r1(args: argparse.Namespace) -> None:
@@ -103,7 +89,9 @@ async def r1(args: argparse.Namespace) -> None:
             h.log(f"all Ready at {converged:.0f}s; waiting for the expiries at {lead:.0f}s")
             await gone_ws.until(count, lead + 300)
             await gone_pe.until(count, lead + 300)
-            late = lateness(gone_ws) + lateness(gone_pe)
+            (seen_ws, api_ws), (seen_pe, api_pe) = load.expiry_lateness(gone_ws), load.expiry_lateness(gone_pe)
+            late, late_api = seen_ws + seen_pe, api_ws + api_pe
+            hist = op.lateness_histogram()
         finally:
             for follow in (ready_ws, ready_pe, gone_ws, gone_pe):
                 await follow.stop()
@@ -121,18 +109,25 @@ async def r1(args: argparse.Namespace) -> None:
         "expiry_p99_s": h.quantile(late, 0.99),
         "expiry_max_s": max(late, default=float("nan")),
         "expired": len(late),
+        "expiry_api_p99_s": h.quantile(late_api, 0.99),
+        "operator_lateness_histogram": hist,
+        "seen_lateness": sorted(late),
     }
-    result["summary"] = (
-        f"5 SIGKILLs: {len(found['duplicates'])} duplicates, {len(found['orphans'])} orphans, "
-        f"expiry p99 {result['expiry_p99_s']:.2f}s"
-    )
     lines = {
         "Workshops Ready": [(t, float(n)) for t, n in ready_ws.timeline(start)],
         "PreviewEnvironments Ready": [(t, float(n)) for t, n in ready_pe.timeline(start)],
     }
+    _save_r1(result, lines)
+
+
+def _save_r1(result: dict[str, Any], lines: dict[str, list[tuple[float, float]]]) -> None:
+    result["summary"] = (
+        f"5 SIGKILLs: {len(result['duplicates'])} duplicates, {len(result['orphans'])} orphans, "
+        f"expiry p99 {result['expiry_p99_s']:.2f}s"
+    )
     bars: list[plot.Bar] = [
-        ("duplicates", len(found["duplicates"]), 0, True),
-        ("orphans", len(found["orphans"]), 0, True),
+        ("duplicates", len(result["duplicates"]), 0, True),
+        ("orphans", len(result["orphans"]), 0, True),
         ("expiry p99 (s)", result["expiry_p99_s"], 1.0, True),
     ]
     import bench_core

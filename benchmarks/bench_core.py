@@ -301,22 +301,8 @@ async def p2(args: argparse.Namespace) -> None:
             await load.run_all(jobs, args.concurrency)
             h.log(f"{count} Workshops created; expiries from {lead:.0f}s to {lead + 60:.0f}s after start")
             await follow.until(count, lead + 60 + 300)
-            late_seen, late_api = [], []
-            for key, seen in follow.first.items():
-                obj = follow.last[key]
-                expires = (obj.get("status") or {}).get("expiresAt")
-                if not expires:
-                    continue
-                due = _epoch(expires)
-                late_seen.append(seen - due)
-                stamp = obj["metadata"].get("deletionTimestamp")
-                if stamp:
-                    late_api.append(_epoch(stamp) - due)
-            hist = {
-                dict(k[1]).get("le", "?"): v
-                for k, v in op.metrics().items()
-                if k[0] == "roadie_deadline_lateness_seconds_bucket"
-            }
+            late_seen, late_api = load.expiry_lateness(follow)
+            hist = op.lateness_histogram()
         finally:
             await follow.stop()
             op.stop()
@@ -342,12 +328,6 @@ async def p2(args: argparse.Namespace) -> None:
         {"lateness (s), sorted": curve},
         [("p99 seen (s)", result["seen_p99_s"], 1.0, True), ("p99 API stamp (s)", result["api_p99_s"], 1.0, True)],
     )
-
-
-def _epoch(stamp: str) -> float:
-    import datetime
-
-    return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 async def p3(args: argparse.Namespace) -> None:
