@@ -34,6 +34,7 @@ lint: venv
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/mypy deploy/monitoring/dashboard.py
+	$(BIN)/mypy benchmarks
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/python deploy/monitoring/dashboard.py --check
 

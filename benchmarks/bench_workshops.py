@@ -17,6 +17,8 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import lightkube
 from lightkube import codecs
@@ -32,7 +34,11 @@ CONFIG = cluster.ClusterConfig(name="bench", port_base=16900, node_count=10)  # 
 Workshop = create_namespaced_resource("orchestra.io", "v1", "Workshop", "workshops")
 
 
-def _wait(check, timeout: float = 300) -> float:
+def _phase(obj: Any) -> Any:
+    return (obj.status or {}).get("phase")
+
+
+def _wait(check: Callable[[], bool], timeout: float = 300) -> float:
     start = time.monotonic()
     while not check():
         if time.monotonic() - start > timeout:
@@ -69,7 +75,10 @@ def baseline(kube: lightkube.Client, count: int) -> float:
             doc["metadata"].pop("ownerReferences")  # no parent exists to own them
             kube.apply(codecs.from_dict(doc), force=True)
     _wait(
-        lambda: sum(1 for d in kube.list(Deployment, namespace=ns) if (d.status.availableReplicas or 0) >= 1) >= count
+        lambda: (
+            sum(1 for d in kube.list(Deployment, namespace=ns) if d.status and (d.status.availableReplicas or 0) >= 1)
+            >= count
+        )
     )
     return time.monotonic() - start
 
@@ -81,9 +90,7 @@ def through_roadie(kube: lightkube.Client, count: int) -> float:
         doc = {"apiVersion": "orchestra.io/v1", "kind": "Workshop", "metadata": {"name": f"w{i}", "namespace": ns},
                "spec": {"name": f"w{i}"}}  # fmt: skip
         kube.create(codecs.from_dict(doc))
-    _wait(
-        lambda: sum(1 for w in kube.list(Workshop, namespace=ns) if (w.status or {}).get("phase") == "Ready") >= count
-    )
+    _wait(lambda: sum(1 for w in kube.list(Workshop, namespace=ns) if _phase(w) == "Ready") >= count)
     return time.monotonic() - start
 
 
