@@ -41,10 +41,9 @@ OPERATOR_ENV = {"ROADIE_PREVIEW_CPU_REQUEST": "5m", "ROADIE_PREVIEW_MEMORY_REQUE
 PREVIEW_SETTINGS = settings_mod.PreviewSettings(cpu_request="5m", memory_request="16Mi")
 BASELINE_LABEL = "roadie.dev/bench-baseline"
 #: registered with lightkube, so that `codecs.from_dict` knows the two kinds
-KINDS = (
-    create_namespaced_resource("orchestra.io", "v1", "Workshop", "workshops"),
-    create_namespaced_resource("devops.orima.com", "v1", "PreviewEnvironment", "previewenvironments"),
-)
+WORKSHOP_RESOURCE = create_namespaced_resource("orchestra.io", "v1", "Workshop", "workshops")
+PREVIEW_RESOURCE = create_namespaced_resource("devops.orima.com", "v1", "PreviewEnvironment", "previewenvironments")
+KINDS = (WORKSHOP_RESOURCE, PREVIEW_RESOURCE)
 
 
 class Counted:
