@@ -76,3 +76,22 @@ def test_healthz_names_what_died(wired: tuple[manager.Manager, Controller]) -> N
     assert probes.problems()
     probes._checks.clear()
     assert probes.problems() == []
+
+
+def test_a_childs_event_does_not_wake_a_parent_past_helping(wired: tuple[manager.Manager, Controller]) -> None:
+    mgr, controller = wired
+    parent = labels.parent_ref("Thing", "ns", "t1")
+    child = {"metadata": {"name": "c", "annotations": {labels.PARENT: parent}}}
+    deleting = {"name": "t1", "namespace": "ns", "deletionTimestamp": "2024-05-01T12:00:00Z"}
+    informer = next(i for i in mgr.informers if i.source == sources.of_api(THING))
+    for meta, woken in (
+        ({**deleting, "finalizers": ["foregroundDeletion"]}, False),  # the garbage collector's work only
+        (deleting, False),
+        ({**deleting, "finalizers": ["foregroundDeletion", "example.dev/cleanup"]}, True),  # its own clean-up
+        ({"name": "t1", "namespace": "ns"}, True),
+    ):
+        informer._store.clear()
+        informer.observe({"metadata": {**meta, "resourceVersion": "1"}})
+        controller.queue = type(controller.queue)(THING.kind, controller._handle)  # the ADDED it queued
+        mgr._on_child("MODIFIED", child, None)
+        assert (len(controller.queue) == 1) is woken, meta

@@ -90,6 +90,9 @@ class Controller:
         self.queue.add(key)
 
     def on_child(self, namespace: str | None, name: str) -> None:
+        body = self.get(namespace, name)
+        if body is not None and past_helping(body):
+            return  # its children going one by one (the garbage collector's work) change nothing
         self.queue.add((namespace or "", name))
 
     def queue_cleanup(self, obj: Body) -> None:
@@ -144,6 +147,21 @@ def significant(old: Body, new: Body) -> bool:
         a.get(field) != b.get(field)
         for field in ("generation", "labels", "annotations", "finalizers", "deletionTimestamp", "ownerReferences")
     )
+
+
+#: Finalizers the API server's garbage collector holds an object by while its children go.
+GC_FINALIZERS = frozenset({"foregroundDeletion", "orphan"})
+
+
+def past_helping(body: Body) -> bool:
+    """Being deleted with no finalizer of its own kind left: what remains is the garbage
+    collector's, so a child's event cannot give its reconcile anything to do (the deletion itself
+    arrived as the object's own event). A kind that cleans up holds a finalizer and is still woken:
+    a PreviewEnvironment waits on its namespace, a Workspace on its Jobs. Without this, a burst of
+    expiries reconciled each terminating Workshop once per child deleted, beside the deletes that
+    were due."""
+    meta = body.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp")) and set(meta.get("finalizers") or ()) <= GC_FINALIZERS
 
 
 def resync_delay(body: Body, period: float, now: float) -> float:
