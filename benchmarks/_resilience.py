@@ -151,7 +151,7 @@ def _dues(*follows: load.Follow) -> list[float]:
 
 async def r1(args: argparse.Namespace) -> None:
     count = args.count
-    lead = 90 + 0.6 * count  # expiries after everything has converged
+    lead = args.lead or 90 + 0.6 * count  # expiries after everything has converged
     with h.cluster_lock(), h.own_cluster(max(3, min(50, 2 * count // 100 + 3)), keep=args.keep) as config:
         kube = h.sync_client(config)
         counted = load.Counted(config.kubeconfig)

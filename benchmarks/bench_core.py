@@ -396,7 +396,7 @@ def main() -> None:
     parser.add_argument("--rest-seconds", type=float, default=300)
     parser.add_argument("--idle-seconds", type=float, default=30)
     parser.add_argument("--noise", type=int, default=20_000, help="unrelated objects created beside (p1)")
-    parser.add_argument("--lead", type=float, default=0, help="p2: seconds before the first expiry")
+    parser.add_argument("--lead", type=float, default=0, help="p2, r1: seconds from the start to the (first) expiry")
     parser.add_argument("--keep", action="store_true", help="leave the cluster up at the end")
     args = parser.parse_args()
     if args.scenario == "table":
