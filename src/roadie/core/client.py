@@ -13,21 +13,13 @@ import functools
 import pathlib
 from typing import Any
 
-import httpx2
 import lightkube
 from lightkube import generic_resource
-from lightkube.config.client_adapter import verify_cluster
 
 from roadie.core import api as api_mod
 from roadie.core import ratelimit
 
 FIELD_MANAGER = "roadie"
-#: Connections kept open between requests, and for how long. httpx keeps 20 for 5 s, so a burst
-#: after a quiet minute (a second of expiries, a restart's first reconciles) opened one TLS
-#: connection per request in flight: the handshakes were the largest single cost in the
-#: operator's profile of 400 expiries due at once. Enough for the deadline lane (64), the workers
-#: and the watches, kept for two minutes (idle connections cost the API server nothing to speak of).
-POOL = httpx2.Limits(max_connections=256, max_keepalive_connections=128, keepalive_expiry=120.0)
 
 _client: lightkube.AsyncClient | None = None
 
@@ -36,13 +28,8 @@ def connect(kubeconfig: pathlib.Path | None = None, *, qps: float = 0.0, burst: 
     """Build the shared client (from a kubeconfig file, $KUBECONFIG or the in-cluster account),
     with a client-side rate limit of `qps` requests a second and bursts of `burst` (0: none)."""
     global _client
-    config = lightkube.KubeConfig.from_file(kubeconfig) if kubeconfig else lightkube.KubeConfig.from_env()
-    single = config.get()
-    if single.user is None:
-        raise lightkube.ConfigError(f"the kubeconfig's context {single.context_name!r} names no user")
-    tls = verify_cluster(single.cluster, single.user, single.abs_file)  # as lightkube builds it
-    transport = httpx2.AsyncHTTPTransport(verify=tls, limits=POOL)
-    _client = lightkube.AsyncClient(config=config, field_manager=FIELD_MANAGER, transport=transport)
+    config = lightkube.KubeConfig.from_file(kubeconfig) if kubeconfig else None
+    _client = lightkube.AsyncClient(config=config, field_manager=FIELD_MANAGER)
     ratelimit.install(http(), ratelimit.TokenBucket(qps, burst or max(1, int(qps * 2))))
     return _client
 
