@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
-from roadie.core import metrics, schedule
+from roadie.core import background, metrics, schedule
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,9 @@ class WorkQueue:
         if self._urgent_slots is None:
             self._urgent_slots = asyncio.Semaphore(URGENT)
         try:
-            async with self._urgent_slots:
-                await self._run(key)
+            with background.urgent():  # counted while waiting for a slot too
+                async with self._urgent_slots:
+                    await self._run(key)
         finally:
             self._release(key)
 
