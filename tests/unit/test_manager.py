@@ -95,3 +95,21 @@ def test_a_childs_event_does_not_wake_a_parent_past_helping(wired: tuple[manager
         controller.queue = type(controller.queue)(THING.kind, controller._handle)  # the ADDED it queued
         mgr._on_child("MODIFIED", child, None)
         assert (len(controller.queue) == 1) is woken, meta
+
+
+def test_a_kind_may_cache_its_own_objects_as_dicts() -> None:
+    controller = Controller(api=THING, reconcile=_noop, compact=False)
+    mgr = manager.Manager(http=object(), controllers=[controller])
+    try:
+        informer = next(i for i in mgr.informers if i.source == sources.of_api(THING))
+        assert informer.source.compact is False
+        informer.observe(
+            {
+                "apiVersion": "example.dev/v1",
+                "kind": "Thing",
+                "metadata": {"name": "t", "namespace": "ns", "resourceVersion": "1"},
+            }
+        )
+        assert controller.get("ns", "t") is controller.get("ns", "t"), "the same dict, not a copy decoded per read"
+    finally:
+        cache.clear()

@@ -45,6 +45,9 @@ class Controller:
     indexes: dict[str, Indexer] = dataclasses.field(default_factory=dict)
     resync_seconds: float = 600.0
     workers: int = 16
+    #: the kind's own objects cached as compact JSON (memory), or as dicts (reads cost nothing; for a
+    #: kind whose objects are few, large and read on every event, and never changed by a reader)
+    compact: bool = True
     queue: workqueue.WorkQueue = dataclasses.field(init=False)
     _cleanups: set[asyncio.Task[None]] = dataclasses.field(init=False, default_factory=set)
 
@@ -58,7 +61,7 @@ class Controller:
 
     @property
     def source(self) -> Source:
-        return sources.of_api(self.api)
+        return dataclasses.replace(sources.of_api(self.api), compact=self.compact)
 
     # -- what kinds call -----------------------------------------------------------------------
     def get(self, namespace: str | None, name: str) -> Body | None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -184,6 +185,10 @@ class TaskState:
     finished_at: datetime.datetime | None = None
 
 
+#: The state of a task nothing is known of: one object, so that memos see it unchanged.
+BLANK = TaskState()
+
+
 @dataclasses.dataclass(frozen=True)
 class Verdict:
     """One task's phase after the decision, with what status shows about it."""
@@ -231,6 +236,51 @@ class Decision:
         return self.phase in ("Succeeded", "Failed")
 
 
+class Clock:
+    """The decision's `now`, noting whether it was read: a verdict judged without reading it holds
+    at any later moment, so the next decision may reuse it (see `Memo`)."""
+
+    __slots__ = ("moment", "read")
+
+    def __init__(self, moment: datetime.datetime) -> None:
+        self.moment = moment
+        self.read = False
+
+    def __call__(self) -> datetime.datetime:
+        self.read = True
+        return self.moment
+
+
+@dataclasses.dataclass(frozen=True)
+class _Judged:
+    state: TaskState
+    deps: tuple[Verdict | None, ...]
+    verdict: Verdict
+    cause: str
+    timeless: bool
+
+
+class Memo:
+    """One run's verdicts from its last decision, each with what it was judged from. A verdict is
+    a function of its task's state, its dependencies' verdicts (and the failed task behind them),
+    the run's start and, sometimes, the time; so when the state and the dependencies' verdicts are
+    the very objects of last time and the time was not read, it is the same verdict and is not
+    judged again. A thousand-task run then judges only the tasks whose pods changed. Verdicts
+    judged again and found equal keep their old object, so their dependents are reused in turn."""
+
+    def __init__(self) -> None:
+        self.spec: models.ObservatorySpec | None = None
+        self.graph: Graph | None = None
+        self.started: datetime.datetime | None = None
+        self.judged: list[_Judged | None] = []
+
+    def valid_for(self, spec: models.ObservatorySpec, graph: Graph, started: datetime.datetime | None) -> None:
+        """Forget everything when the spec, its graph or the run's start is not the one of last time."""
+        if self.spec is not spec or self.graph is not graph or self.started != started:
+            self.spec, self.graph, self.started = spec, graph, started
+            self.judged = [None] * len(graph)
+
+
 def _earliest(*moments: datetime.datetime | None) -> datetime.datetime | None:
     found = [m for m in moments if m is not None]
     return min(found) if found else None
@@ -240,7 +290,7 @@ def _live(state: TaskState) -> bool:
     return state.pod in ("Pending", "Running")
 
 
-def _attempt(task: models.Task, state: TaskState, now: datetime.datetime) -> Verdict | None:
+def _attempt(task: models.Task, state: TaskState, clock: Clock) -> Verdict | None:
     """The latest attempt's own outcome, before dependencies, slots and the workflow are looked at;
     None when no attempt has started. A recorded retry means the attempt was judged already."""
     if state.retry_at is not None:
@@ -251,22 +301,22 @@ def _attempt(task: models.Task, state: TaskState, now: datetime.datetime) -> Ver
     if state.pod == "Succeeded":
         return Verdict(
             "Succeeded", state.attempts, exit_code=state.exit_code, ready_at=state.ready_at,
-            finished_at=state.attempt_finished or now,
+            finished_at=state.attempt_finished or clock(),
         )  # fmt: skip
     if _live(state):
         deadline = task.activeDeadlineSeconds
-        if deadline and state.attempt_started and now >= state.attempt_started + datetime.timedelta(seconds=deadline):
-            return _failed_attempt(task, state, DEADLINE_EXCEEDED, f"it ran longer than {deadline}s", now)
+        if deadline and state.attempt_started and clock() >= state.attempt_started + _seconds(deadline):
+            return _failed_attempt(task, state, DEADLINE_EXCEEDED, f"it ran longer than {deadline}s", clock())
         return Verdict("Running", state.attempts, ready_at=state.ready_at, active=True)
     if state.attempts == 0:
         return None
     if state.pod == "Failed":
         detail = f"exit code {state.exit_code}" if state.exit_code is not None else state.reason or "Error"
-        return _failed_attempt(task, state, state.reason or "Error", detail, state.attempt_finished or now)
+        return _failed_attempt(task, state, state.reason or "Error", detail, state.attempt_finished or clock())
     # the latest attempt's pod is gone: stopped at its deadline, evicted, or deleted by hand
     if state.recorded_reason == DEADLINE_EXCEEDED:
-        return _failed_attempt(task, state, DEADLINE_EXCEEDED, "it ran past its deadline", now)
-    return _failed_attempt(task, state, POD_DELETED, "its pod was deleted", state.attempt_finished or now)
+        return _failed_attempt(task, state, DEADLINE_EXCEEDED, "it ran past its deadline", clock())
+    return _failed_attempt(task, state, POD_DELETED, "its pod was deleted", state.attempt_finished or clock())
 
 
 def _failed_attempt(task: models.Task, state: TaskState, reason: str, detail: str, ended: datetime.datetime) -> Verdict:
@@ -284,13 +334,17 @@ def _failed_attempt(task: models.Task, state: TaskState, reason: str, detail: st
     )  # fmt: skip
 
 
+def _seconds(n: float) -> datetime.timedelta:
+    return datetime.timedelta(seconds=n)
+
+
 def _clock(moment: datetime.datetime) -> str:
     return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _judge(
     i: int, graph: Graph, task: models.Task, state: TaskState, verdicts: Sequence[Verdict | None],
-    cause: list[str], now: datetime.datetime, started: datetime.datetime | None,
+    cause: list[str], clock: Clock, started: datetime.datetime | None,
 ) -> Verdict:  # fmt: skip
     """Task `i`'s verdict from its own state and its dependencies' verdicts (judged before it)."""
     name = graph.names[i]
@@ -301,9 +355,9 @@ def _judge(
             cause[i] = next((cause[d] for d in graph.deps[i] if cause[d]), "")
         return Verdict(
             state.recorded, state.attempts, state.recorded_reason, state.recorded_message, state.exit_code,
-            ready_at=state.ready_at, finished_at=state.finished_at or now, active=_live(state),
+            ready_at=state.ready_at, finished_at=state.finished_at or clock(), active=_live(state),
         )  # fmt: skip
-    own = _attempt(task, state, now)
+    own = _attempt(task, state, clock)
     if own is not None:
         if own.phase == "Failed":
             cause[i] = name
@@ -314,16 +368,17 @@ def _judge(
         if dep.phase == "Failed":
             cause[i] = graph.names[d]
             return Verdict("Skipped", reason=DEPENDENCY_FAILED, message=f"not run: dependency {cause[i]} failed",
-                           finished_at=now)  # fmt: skip
+                           finished_at=clock())  # fmt: skip
         if dep.phase == "Skipped":
             cause[i] = cause[d] or graph.names[d]
             message = f"not run: dependency {graph.names[d]} was skipped ({cause[i]} failed)"
-            return Verdict("Skipped", reason=DEPENDENCY_FAILED, message=message, finished_at=now)
+            return Verdict("Skipped", reason=DEPENDENCY_FAILED, message=message, finished_at=clock())
     if not all(dep is not None and dep.phase == "Succeeded" for dep in deps):
         return Verdict("Pending")
     ready_at = state.ready_at
     if ready_at is None:  # when the last dependency finished, or when the run started
-        ready_at = max((dep.finished_at or now for dep in deps if dep is not None), default=started or now)
+        ends = [dep.finished_at or clock() for dep in deps if dep is not None]
+        ready_at = max(ends) if ends else started or clock()
     return Verdict("Pending", ready_at=ready_at)
 
 
@@ -334,17 +389,15 @@ def decide(
     *,
     now: datetime.datetime,
     started: datetime.datetime | None = None,
+    memo: Memo | None = None,
 ) -> Decision:
     """The whole decision for one run at `now`. `started` is the run's recorded start (status
-    startTime), None before anything started. A task missing from `states` has not started."""
-    blank = TaskState()
+    startTime), None before anything started. A task missing from `states` has not started.
+    With `memo` (the same one for every decision of one run), verdicts that cannot have changed
+    are taken from the decision before; the decision is the same as without it."""
+    blank = BLANK
     names = graph.names
-    verdicts: list[Verdict | None] = [None] * len(graph)
-    cause = [""] * len(graph)  # for a Failed or Skipped task: the failed task at the root of it
-    for i in graph.order:
-        verdicts[i] = _judge(i, graph, spec.tasks[i], states.get(names[i], blank), verdicts, cause, now, started)
-    judged: list[Verdict] = [v for v in verdicts if v is not None]
-    assert len(judged) == len(graph), "every task is judged once, in topological order"
+    judged = _judge_all(spec, graph, states, now, started, memo)
 
     deadline_at = None
     if spec.activeDeadlineSeconds and started is not None:
@@ -396,6 +449,46 @@ def decide(
         start=start, stop=stop, suspended=spec.suspend and not finished,
         next_due=None if finished else next_due, counts=counts,
     )  # fmt: skip
+
+
+def _judge_all(
+    spec: models.ObservatorySpec,
+    graph: Graph,
+    states: Mapping[str, TaskState],
+    now: datetime.datetime,
+    started: datetime.datetime | None,
+    memo: Memo | None,
+) -> list[Verdict]:
+    """Every task's verdict, in topological order; with `memo`, last decision's where it holds."""
+    verdicts: list[Verdict | None] = [None] * len(graph)
+    cause = [""] * len(graph)  # for a Failed or Skipped task: the failed task at the root of it
+    clock = Clock(now)
+    if memo is not None:
+        memo.valid_for(spec, graph, started)
+    for i in graph.order:
+        state = states.get(graph.names[i], BLANK)
+        if memo is None:
+            verdicts[i] = _judge(i, graph, spec.tasks[i], state, verdicts, cause, clock, started)
+            continue
+        known = memo.judged[i]
+        deps = tuple([verdicts[d] for d in graph.deps[i]])
+        if known is not None and known.timeless and known.state is state and _same(known.deps, deps):
+            verdicts[i], cause[i] = known.verdict, known.cause
+            continue
+        clock.read = False
+        verdict = _judge(i, graph, spec.tasks[i], state, verdicts, cause, clock, started)
+        if known is not None and known.cause == cause[i] and known.verdict == verdict:
+            verdict = known.verdict  # the same verdict: its dependents may be reused
+        verdicts[i] = verdict
+        memo.judged[i] = _Judged(state, deps, verdict, cause[i], not clock.read)
+    judged: list[Verdict] = [v for v in verdicts if v is not None]
+    assert len(judged) == len(graph), "every task is judged once, in topological order"
+    return judged
+
+
+def _same(a: tuple[Verdict | None, ...], b: tuple[Verdict | None, ...]) -> bool:
+    """The very same verdicts (identity: equal verdicts may stand for different failed tasks)."""
+    return a is b or (len(a) == len(b) and all(map(operator.is_, a, b)))
 
 
 def _sweep(

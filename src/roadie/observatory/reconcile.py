@@ -3,10 +3,12 @@ create its runs at their ticks.
 
 Level-based. A run's reconcile reads its task pods from the cache (watched with a server-side
 label selector; each pod's parent pointer wakes its run), turns them and the stored status into
-each task's state, asks `dag.decide` what to start and stop, creates and deletes those pods, and
-writes the whole status once. Bursts of pod events cost one reconcile (the work queue keeps one
-pending reconcile per object), so status writes are coalesced; the decision after a pod finishes
-reads memory, never the API server. Pod names are deterministic per (run, task, attempt): a
+each task's state, asks `dag.decide` what to start and stop, deletes the pods to stop, hands the
+pods to start to `starts` (created beside the reconciles, so the next one need not wait for them)
+and the new status to `writer`. Bursts of pod events cost one reconcile (the work queue keeps one
+pending reconcile per object), and status writes are coalesced; the decision after a pod finishes
+reads memory, never the API server, and judges again only the tasks whose pods or entries changed
+(`status.Memo`, `dag.Memo`). Pod names are deterministic per (run, task, attempt): a
 restarted operator computes the same name for the next attempt, and creating a pod that exists is
 a 409, never a second run of the task. Retries, deadlines and the TTL wake the run at their exact
 moment through the core scheduler.
@@ -19,7 +21,6 @@ history depend on it).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import logging
@@ -33,13 +34,18 @@ from lightkube.types import CascadeType
 
 from roadie.core import cache, client, events, labels, models, reconciler, sources
 from roadie.core import children as core_children
+from roadie.core import status as core_status
 from roadie.core.controller import WAIT, Controller
-from roadie.observatory import children, dag, metrics, report, schedules, status, tracing, writer
+from roadie.observatory import children, dag, metrics, report, schedules, starts, status, tracing, writer
 from roadie.observatory import models as obs_models
 
 log = logging.getLogger(__name__)
 API = obs_models.API
 #: The Observatory's own source: runs are Observatories whose parent pointer names their schedule.
+#: Cached as dicts rather than compact JSON (`Controller.compact`, below): every reconcile of a run
+#: reads the whole object, and a 1,000-task run is some 400 KB of JSON, 3 ms to decode on an idle
+#: core, a fifth of the operator's CPU in a thousand-task run; Observatories are few and read
+#: often. Nothing here changes an object it read.
 SOURCE = sources.register(sources.of_api(API))
 WAITING = ("Pending", "Running")
 NEXT = "next"
@@ -47,7 +53,7 @@ TTL = "expiry"
 FLUSH = "status"
 #: Seconds between two status writes of a run whose phase stays the same (see `writer`).
 STATUS_INTERVAL = 1.0
-#: Pod creates in flight at once within one reconcile.
+#: Pod creates of one run in flight at once (`starts`).
 PARALLEL_WRITES = 32
 #: Task starts named in one event (an event message holds 1,024 characters; 63-character names
 #: fit 15), gathered for a second: the events of a thousand-task run cost tens of requests, not a
@@ -65,13 +71,15 @@ STARTED = events.Digest(
 
 @dataclasses.dataclass
 class Runtime:
-    """What lives as long as the operator: parsed specs and graphs, pods created and not yet
-    seen, events already sent for a schedule's repeated decisions, and the tracer."""
+    """What lives as long as the operator: parsed specs and graphs, each running run's memo,
+    events already sent for a schedule's repeated decisions, and the tracer (the pods created and
+    not yet seen are `starter`'s)."""
 
     specs: dict[str, tuple[int, obs_models.ObservatorySpec, dag.Graph | None, str | None]] = dataclasses.field(
         default_factory=dict
     )
-    unseen: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
+    #: each running run's task states, verdicts and status entries from its last reconcile
+    memos: dict[str, status.Memo] = dataclasses.field(default_factory=dict)
     announced: dict[str, set[tuple[str, str]]] = dataclasses.field(default_factory=dict)
     tracing: tracing.Tracing = dataclasses.field(default_factory=tracing.Tracing)
 
@@ -130,17 +138,26 @@ async def _run(
 ) -> float | None:
     meta = body["metadata"]
     uid, name = meta.get("uid") or meta["name"], meta["name"]
+    memo = runtime.memos.setdefault(uid, status.Memo())
     stored, old = old, statuses.newest(_key(body), old)
+    if old is stored and memo.last is not None and not core_status.changed(stored, memo.last):
+        old = memo.last  # what was written last: the same values, as the objects the memo knows
     latest = status.latest_pods(cache.children(sources.PODS, body))
-    states = status.observe_all(old, latest, unseen=_unseen(uid, latest))
+    states = status.observe_all(old, latest, unseen=starter.unseen(uid, latest), memo=memo)
     started = models.parse_timestamp(old.get("startTime"))
-    decision = dag.decide(spec, graph, states, now=now, started=started)
-
+    decision = dag.decide(spec, graph, states, now=now, started=started, memo=memo.judged)
     await _stop(body, decision, latest)
-    rejected = await _start(body, spec, graph, decision)
-    new = status.compute(old, decision, states, workflow=name, generation=meta.get("generation"), now=now)
+    starter.retry(uid, body)
+    for start in decision.start:
+        manifest = children.pod(body, spec.tasks[graph.index[start.task]], start.attempt)
+        starter.start(uid, body, start.task, start.attempt, manifest)
+    rejected = starter.refused(uid)
+    new = status.compute(old, decision, states, workflow=name, generation=meta.get("generation"), now=now, memo=memo)
     if rejected:
         new["message"] = f"{new.get('message')}; {rejected[0]}"
+    memo.last = new
+    if decision.finished:
+        runtime.memos.pop(uid, None)  # a finished run decides nothing more: its memo is let go
     metrics.set_running(uid, 0 if decision.finished else sum(1 for v in decision.tasks.values() if v.active))
 
     expires = dag.expires_at(spec, models.parse_timestamp(new.get("completionTime")))
@@ -165,6 +182,9 @@ async def _write_status(key: Hashable, new: dict[str, Any]) -> None:
     body = controller.get(key[0], key[1])
     if body is None:
         return
+    if not await starter.settled(body["metadata"].get("uid") or body["metadata"]["name"]):
+        raise writer.NotYet("a pod it records is still to be created")
+    body = controller.get(key[0], key[1]) or body  # as the cache holds it after the wait
     stored = body.get("status") or {}
     await reconciler.finish(API, body, stored, new, waiting_phases=WAITING)
     _wake_schedule(body, stored, new)
@@ -176,21 +196,6 @@ def _wake_at(key: Hashable, delay: float) -> None:
 
 
 statuses = writer.StatusWriter(STATUS_INTERVAL, _write_status, _wake_at)
-
-
-def _unseen(uid: str, latest: dict[str, Any]) -> dict[str, int]:
-    """Attempts this operator created whose pods the cache does not show yet (they count as
-    Pending, never as gone); forgotten once the cache catches up."""
-    mine = runtime.unseen.get(uid)
-    if not mine:
-        return {}
-    for task, attempt in list(mine.items()):
-        pod = latest.get(task)
-        if pod is not None and status.attempt_of(pod) >= attempt:
-            del mine[task]
-    if not mine:
-        runtime.unseen.pop(uid, None)
-    return dict(mine)
 
 
 async def _stop(body: dict[str, Any], decision: dag.Decision, latest: dict[str, Any]) -> None:
@@ -208,37 +213,11 @@ async def _stop(body: dict[str, Any], decision: dag.Decision, latest: dict[str, 
         )
 
 
-async def _start(
-    body: dict[str, Any], spec: obs_models.ObservatorySpec, graph: dag.Graph, decision: dag.Decision
-) -> list[str]:
-    """Create the pods of the decision's starts, a few at a time; what the API server refused."""
-    meta = body["metadata"]
-    uid = meta.get("uid") or meta["name"]
-    slots = asyncio.Semaphore(PARALLEL_WRITES)
-    refused: list[str] = []
+def _wake(body: dict[str, Any], delay: float) -> None:
+    controller.requeue(body["metadata"].get("namespace"), body["metadata"]["name"], delay)
 
-    async def one(start: dag.Start) -> None:
-        manifest = children.pod(body, spec.tasks[graph.index[start.task]], start.attempt)
-        pod_name = manifest["metadata"]["name"]
-        async with slots:
-            try:
-                await core_children.create_if_absent(manifest, parent=body)
-            except core_children.ForeignObjectError as error:
-                refused.append(str(error))
-                await events.emit(body, events.WARNING, "PodConflict", str(error))
-                return
-            except ApiError as error:
-                if error.status.code not in core_children.REJECTED:
-                    raise
-                text = f"the API server refused pod {pod_name} of task {start.task}: {error.status.message}"
-                refused.append(text)
-                await events.emit(body, events.WARNING, "PodRejected", text)
-                return
-        if cache.get(sources.PODS, meta.get("namespace"), pod_name) is None:
-            runtime.unseen.setdefault(uid, {})[start.task] = start.attempt
 
-    await asyncio.gather(*(one(s) for s in decision.start))
-    return refused
+starter = starts.Starter(_wake, slots=PARALLEL_WRITES)
 
 
 def _report(
@@ -353,7 +332,8 @@ async def deleted(body: dict[str, Any]) -> None:
     meta = body["metadata"]
     uid = meta.get("uid") or meta["name"]
     runtime.specs.pop(uid, None)
-    runtime.unseen.pop(uid, None)
+    starter.forget(uid)
+    runtime.memos.pop(uid, None)
     statuses.forget(_key(body))
     runtime.announced.pop(uid, None)
     metrics.forget(uid)
@@ -377,4 +357,5 @@ controller = Controller(
     children=(sources.PODS,),
     deleted=deleted,
     indexes={cache.PARENT_INDEX: cache.parent_index},
+    compact=False,
 )

@@ -86,7 +86,7 @@ def changes(
 ) -> Changes:
     before, after = _entries(old), _entries(new)
     found = Changes()
-    blank = dag.TaskState()
+    blank = dag.BLANK
     starting = {s.task: s.attempt for s in decision.start}
     for s in decision.start:
         verdict = decision.tasks.get(s.task)
@@ -96,6 +96,8 @@ def changes(
             )
         )
     for name, entry in after.items():
+        if entry is before.get(name) and name not in starting:
+            continue  # the very entry of last time, and no start: nothing of this task changed
         prior = before.get(name) or {}
         state = states.get(name, blank)
         # the attempt the state describes, if it ended in this reconcile

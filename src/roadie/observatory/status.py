@@ -125,20 +125,63 @@ def _condition_time(pod_status: Mapping[str, Any]) -> Any:
     return None
 
 
+class Memo:
+    """One run's task states and status entries from its last reconcile, each with what it was
+    made from, so that the next reconcile makes again only those of tasks that changed.
+
+    A state is a function of the task's status entry, its latest pod and an unseen attempt. Status
+    entries are never changed in place (each reconcile builds new ones, and reuses the old object
+    when nothing changed), and neither are cached pods (a new version replaces the object), so
+    when the entry and the pod are the very objects of last time (the pod at the same
+    resourceVersion) and the unseen attempt is the same, so is the state. The memo holds the
+    objects it compares, so an identity cannot be taken over by a new object. A state or an entry
+    made again and found equal keeps its old object, so that what is computed from it downstream
+    (`dag.Memo`, `report.changes`) is reused in turn."""
+
+    def __init__(self) -> None:
+        self.observed: dict[str, tuple[Any, Any, Any, int | None, dag.TaskState]] = {}
+        self.entries: dict[str, tuple[dag.Verdict, dag.TaskState, Any, dict[str, Any]]] = {}
+        #: the status the last reconcile computed
+        self.last: dict[str, Any] | None = None
+        self.judged = dag.Memo()
+
+
 def observe_all(
     status: Mapping[str, Any] | None,
     latest_pods: Mapping[str, Mapping[str, Any]],
     unseen: Mapping[str, int] | None = None,
+    memo: Memo | None = None,
 ) -> dict[str, dag.TaskState]:
-    """Every task's state: `latest_pods` maps a task name to its latest attempt's pod."""
+    """Every task's state: `latest_pods` maps a task name to its latest attempt's pod. With
+    `memo` (the same one for every reconcile of one run), the states of tasks whose entry and pod
+    did not change are last reconcile's; the result is the same as without it."""
     recorded = {t.get("name"): t for t in (status or {}).get("tasks") or []}
     unseen = unseen or {}
     names = set(recorded) | set(latest_pods) | set(unseen)
-    return {
-        name: observe(recorded.get(name), latest_pods.get(name), unseen_attempt=unseen.get(name))
-        for name in names
-        if name
-    }
+    if memo is None:
+        return {
+            name: observe(recorded.get(name), latest_pods.get(name), unseen_attempt=unseen.get(name))
+            for name in names
+            if name
+        }
+    states: dict[str, dag.TaskState] = {}
+    before, memo.observed = memo.observed, {}
+    for name in names:
+        if not name:
+            continue
+        entry, pod, attempt = recorded.get(name), latest_pods.get(name), unseen.get(name)
+        version = pod["metadata"].get("resourceVersion") if pod is not None else None
+        known = before.get(name)
+        if known is not None and known[0] is entry and known[1] is pod and known[2] == version and known[3] == attempt:
+            memo.observed[name] = known
+            states[name] = known[4]
+            continue
+        state = observe(entry, pod, unseen_attempt=attempt)
+        if known is not None and state == known[4]:
+            state = known[4]
+        memo.observed[name] = (entry, pod, version, attempt, state)
+        states[name] = state
+    return states
 
 
 def latest_pods(pods: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -146,7 +189,10 @@ def latest_pods(pods: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any
     found: dict[str, Mapping[str, Any]] = {}
     for pod in pods:
         task = (pod.get("metadata", {}).get("labels") or {}).get(children.TASK_LABEL)
-        if task and (task not in found or attempt_of(pod) > attempt_of(found[task])):
+        if not task:
+            continue
+        other = found.get(task)
+        if other is None or attempt_of(pod) > attempt_of(other):
             found[task] = pod
     return found
 
@@ -197,17 +243,21 @@ def _entry(
     workflow: str,
     name: str,
     verdict: dag.Verdict,
-    recorded: Mapping[str, Any],
+    start: str | None,
     state: dag.TaskState,
     now: datetime.datetime,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], bool]:
+    """A task's status entry (`start`: the startTime recorded), and whether it took `now`."""
+    timeless = True
     entry: dict[str, Any] = {"name": name, "phase": verdict.phase}
     if verdict.attempts:
-        first = recorded.get("startTime") or _stamp(state.attempt_started if verdict.attempts == 1 else None)
+        first = start or _stamp(state.attempt_started if verdict.attempts == 1 else None)
+        timeless = bool(first)
         entry["startTime"] = first or models.timestamp(now)
         entry["attempts"] = verdict.attempts
         entry["podName"] = children.pod_name(workflow, name, verdict.attempts)
     if verdict.phase in dag.FINAL:
+        timeless = timeless and verdict.finished_at is not None
         entry["completionTime"] = _stamp(verdict.finished_at) or models.timestamp(now)
     exit_code = verdict.exit_code
     if exit_code is None and verdict.phase == "Succeeded":
@@ -220,7 +270,39 @@ def _entry(
         "message": verdict.message,
     }
     entry.update({k: v for k, v in optional.items() if v not in (None, "")})
-    return entry
+    return entry, timeless
+
+
+def _entries(
+    workflow: str,
+    recorded: Mapping[str, Mapping[str, Any]],
+    decision: dag.Decision,
+    states: Mapping[str, dag.TaskState],
+    now: datetime.datetime,
+    memo: Memo | None,
+) -> list[dict[str, Any]]:
+    """Every task's entry; with `memo`, last reconcile's object where the verdict and the state
+    are the very objects of last time and the entry did not take the time."""
+    blank = dag.BLANK
+    tasks = []
+    before: dict[str, tuple[dag.Verdict, dag.TaskState, Any, dict[str, Any]]] = {}
+    if memo is not None:
+        before, memo.entries = memo.entries, {}
+    for name, verdict in decision.tasks.items():
+        state = states.get(name, blank)
+        start = (recorded.get(name) or {}).get("startTime")
+        known = before.get(name)
+        if memo is not None and known is not None and known[0] is verdict and known[1] is state and known[2] == start:
+            entry = known[3]
+            memo.entries[name] = known
+        else:
+            entry, timeless = _entry(workflow, name, verdict, start, state, now)
+            if known is not None and entry == known[3]:
+                entry = known[3]
+            if memo is not None and timeless:
+                memo.entries[name] = (verdict, state, start, entry)
+        tasks.append(entry)
+    return tasks
 
 
 def compute(
@@ -231,15 +313,13 @@ def compute(
     workflow: str,
     generation: int | None,
     now: datetime.datetime,
+    memo: Memo | None = None,
 ) -> dict[str, Any]:
-    """A run's whole status after `decision` (the decision's starts counted as made)."""
+    """A run's whole status after `decision` (the decision's starts counted as made); with
+    `memo`, made from last reconcile's entries where nothing changed, and the same as without."""
     old = old or {}
     recorded = {t.get("name"): t for t in old.get("tasks") or []}
-    blank = dag.TaskState()
-    tasks = [
-        _entry(workflow, name, verdict, recorded.get(name) or {}, states.get(name, blank), now)
-        for name, verdict in decision.tasks.items()
-    ]
+    tasks = _entries(workflow, recorded, decision, states, now, memo)
     started = old.get("startTime") or (
         models.timestamp(now) if any(v.attempts for v in decision.tasks.values()) else None
     )

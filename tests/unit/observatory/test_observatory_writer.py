@@ -107,7 +107,7 @@ async def test_a_failed_write_is_retried_and_a_gone_run_forgotten() -> None:
     w.submit(KEY, {}, running("0/1"))
     await settle()
     assert fake.wakes == [writer.RETRY] and w.held[KEY] == running("0/1")
-    fake.fail = ApiError(status=type("S", (), {"code": 404, "message": "gone"})())  # type: ignore[arg-type]
+    fake.fail = ApiError(status=type("S", (), {"code": 404, "message": "gone"})())
     fake.now += 5
     w.submit(KEY, {}, running("0/1"))
     await settle()
