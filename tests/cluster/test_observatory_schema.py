@@ -24,7 +24,7 @@ from lightkube.types import PatchType
 
 from roadie.cli import operator as cli_operator
 from roadie.core import crdgen
-from roadie.observatory import dag, models, status
+from roadie.observatory import dag, models, status, topology
 
 Observatory = create_namespaced_resource(
     models.API.group, models.API.version, models.API.kind, models.API.plural, verbs=None
@@ -169,7 +169,7 @@ def test_a_finished_two_thousand_task_workflow_fits_in_etcd(kube: lightkube.Clie
     create(kube, namespace, manifest("huge", tasks))
     spec = models.ObservatorySpec.model_validate({"tasks": tasks})
     start = datetime.datetime(2026, 5, 1, 12, tzinfo=datetime.UTC)
-    graph = dag.build(spec.tasks)
+    graph = topology.build(spec.tasks)
     states = {
         name: dag.TaskState(attempts=1, pod="Succeeded", exit_code=0, attempt_started=start + datetime.timedelta(
             seconds=graph.layer[i]), attempt_finished=start + datetime.timedelta(seconds=graph.layer[i] + 1),

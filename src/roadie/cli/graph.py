@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from roadie.observatory import dag, graph, models
+from roadie.observatory import graph, models, topology
 
 KIND_WORDS = {"obs", "observatory", "observatories", f"observatories.{models.API.group}"}
 
@@ -71,7 +71,7 @@ def graph_command(
     now = datetime.datetime.now(datetime.UTC)
     try:
         dag_graph, nodes = graph.nodes_of(body, now)
-    except dag.GraphError as error:
+    except topology.GraphError as error:
         typer.echo(f"cannot draw {name or 'the workflow'}: {error}", err=True)
         raise typer.Exit(1) from error
     if output is None:

@@ -2,7 +2,7 @@
 hand), as PNG (Pillow, no system package), and as a tree in the terminal like `argo get`.
 
 The layout is computed here in pure Python: a task's layer is its longest path from a root (as
-`dag.Graph.layer`), tasks within a layer are ordered by the barycentre of their neighbours in the
+`topology.Graph.layer`), tasks within a layer are ordered by the barycentre of their neighbours in the
 layers around them (a few sweeps down and up, which removes most edge crossings), and a layer wider
 than `MAX_ROW` wraps onto several rows, so 200 tasks stay legible instead of becoming one
 unreadable strip. Boxes never overlap; tests check it at 200 tasks.
@@ -18,7 +18,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from roadie.core import models as core_models
-from roadie.observatory import dag, models
+from roadie.observatory import models, topology
 
 BOX_W, BOX_H = 168, 44
 GAP_X, ROW_GAP, LAYER_GAP = 24, 16, 48
@@ -90,11 +90,11 @@ def duration(start: Any, end: Any, now: datetime.datetime) -> str:
     return f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
 
 
-def nodes_of(body: Mapping[str, Any], now: datetime.datetime) -> tuple[dag.Graph, list[Node]]:
+def nodes_of(body: Mapping[str, Any], now: datetime.datetime) -> tuple[topology.Graph, list[Node]]:
     """The graph and one node per task of an Observatory (a manifest, or an object with status);
-    raise dag.GraphError for a spec that is no DAG."""
+    raise topology.GraphError for a spec that is no DAG."""
     spec = models.ObservatorySpec.model_validate(body.get("spec") or {})
-    graph = dag.build(spec.tasks)
+    graph = topology.build(spec.tasks)
     recorded = {t.get("name"): t for t in (body.get("status") or {}).get("tasks") or []}
     nodes = []
     for task in spec.tasks:
@@ -116,7 +116,7 @@ def nodes_of(body: Mapping[str, Any], now: datetime.datetime) -> tuple[dag.Graph
 # --- layout -----------------------------------------------------------------------------------------
 
 
-def _order(graph: dag.Graph) -> list[list[int]]:
+def _order(graph: topology.Graph) -> list[list[int]]:
     """Tasks per layer, ordered by barycentre sweeps (down by dependencies, up by dependents)."""
     layers: list[list[int]] = [[] for _ in range(max(graph.layer, default=-1) + 1)]
     for i in range(len(graph)):
@@ -133,7 +133,7 @@ def _order(graph: dag.Graph) -> list[list[int]]:
     return layers
 
 
-def layout(graph: dag.Graph, nodes: Sequence[Node], title: str = "", max_row: int = MAX_ROW) -> Layout:
+def layout(graph: topology.Graph, nodes: Sequence[Node], title: str = "", max_row: int = MAX_ROW) -> Layout:
     """Boxes placed top to bottom by layer; a wide layer wraps onto rows of at most `max_row`."""
     by_name = {n.name: n for n in nodes}
     layers = _order(graph)
@@ -230,7 +230,7 @@ def png(plan: Layout, path: pathlib.Path) -> None:
 # --- the terminal ------------------------------------------------------------------------------------
 
 
-def tree(body: Mapping[str, Any], graph: dag.Graph, nodes: Sequence[Node], now: datetime.datetime) -> str:
+def tree(body: Mapping[str, Any], graph: topology.Graph, nodes: Sequence[Node], now: datetime.datetime) -> str:
     """`argo get`: the workflow's summary, then its tasks under it in topological order."""
     meta, status = body.get("metadata") or {}, body.get("status") or {}
     phase = status.get("phase") or "Pending"

@@ -36,7 +36,7 @@ from roadie.core import cache, client, events, labels, models, reconciler, sourc
 from roadie.core import children as core_children
 from roadie.core import status as core_status
 from roadie.core.controller import WAIT, Controller
-from roadie.observatory import children, dag, metrics, report, schedules, starts, status, tracing, writer
+from roadie.observatory import children, dag, metrics, report, schedules, starts, status, topology, tracing, writer
 from roadie.observatory import models as obs_models
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class Runtime:
     events already sent for a schedule's repeated decisions, and the tracer (the pods created and
     not yet seen are `starter`'s)."""
 
-    specs: dict[str, tuple[int, obs_models.ObservatorySpec, dag.Graph | None, str | None]] = dataclasses.field(
+    specs: dict[str, tuple[int, obs_models.ObservatorySpec, topology.Graph | None, str | None]] = dataclasses.field(
         default_factory=dict
     )
     #: each running run's task states, verdicts and status entries from its last reconcile
@@ -87,7 +87,7 @@ class Runtime:
 runtime = Runtime()
 
 
-def parse(body: dict[str, Any]) -> tuple[obs_models.ObservatorySpec | None, dag.Graph | None, str | None]:
+def parse(body: dict[str, Any]) -> tuple[obs_models.ObservatorySpec | None, topology.Graph | None, str | None]:
     """The spec, its graph (None for a schedule) and the problem only the operator can see; built
     once per (uid, generation): a 2,000-task graph is not rebuilt on every pod event."""
     meta = body["metadata"]
@@ -99,12 +99,12 @@ def parse(body: dict[str, Any]) -> tuple[obs_models.ObservatorySpec | None, dag.
         spec = obs_models.ObservatorySpec.model_validate(body.get("spec") or {})
     except pydantic.ValidationError as error:
         return None, None, f"fix the spec: {error}"
-    graph: dag.Graph | None = None
+    graph: topology.Graph | None = None
     problem = schedules.problem(spec)
     if problem is None and not spec.is_schedule:
         try:
-            graph = dag.build(spec.tasks)
-        except dag.GraphError as error:
+            graph = topology.build(spec.tasks)
+        except topology.GraphError as error:
             problem = f"{error.field}: {error}" if not error.cycle else str(error)
     runtime.specs[uid] = (generation, spec, graph, problem)
     return spec, graph, problem
@@ -132,7 +132,7 @@ async def reconcile(body: dict[str, Any]) -> float | None:
 async def _run(
     body: dict[str, Any],
     spec: obs_models.ObservatorySpec,
-    graph: dag.Graph,
+    graph: topology.Graph,
     old: dict[str, Any],
     now: datetime.datetime,
 ) -> float | None:

@@ -14,11 +14,11 @@ from collections.abc import Callable
 import pytest
 from tests.unit.observatory import workflows as wf
 
-from roadie.observatory import dag, models
+from roadie.observatory import dag, models, topology
 
 
-def graph_of(*tasks: dict[str, object]) -> dag.Graph:
-    return dag.build(wf.spec(*tasks).tasks)
+def graph_of(*tasks: dict[str, object]) -> topology.Graph:
+    return topology.build(wf.spec(*tasks).tasks)
 
 
 def test_order_and_layers_follow_dependencies() -> None:
@@ -35,7 +35,7 @@ def test_a_diamond_takes_the_longest_path_for_its_layer() -> None:
 
 
 def test_a_cycle_is_named_in_order() -> None:
-    with pytest.raises(dag.GraphError) as caught:
+    with pytest.raises(topology.GraphError) as caught:
         graph_of(wf.task("ok"), wf.task("b", "c"), wf.task("c", "d", "ok"), wf.task("d", "b"), wf.task("after", "d"))
     assert caught.value.cycle == ("b", "c", "d", "b")
     assert "dependency cycle: b -> c -> d -> b" in str(caught.value)
@@ -43,7 +43,7 @@ def test_a_cycle_is_named_in_order() -> None:
 
 
 def test_a_two_task_cycle() -> None:
-    with pytest.raises(dag.GraphError, match=r"a -> b -> a"):
+    with pytest.raises(topology.GraphError, match=r"a -> b -> a"):
         graph_of(wf.task("a", "b"), wf.task("b", "a"))
 
 
@@ -58,7 +58,7 @@ def test_a_two_task_cycle() -> None:
 def test_what_the_api_server_refuses_is_refused_here_too(
     tasks: list[dict[str, object]], match: str, field: str
 ) -> None:
-    with pytest.raises(dag.GraphError, match=match) as caught:
+    with pytest.raises(topology.GraphError, match=match) as caught:
         graph_of(*tasks)
     assert caught.value.field == field
 
@@ -81,7 +81,7 @@ QUICKSTART = wf.spec(wf.task("setup"), wf.task("process", "setup"), wf.task("fin
 
 
 def test_first_decision_starts_the_roots_and_nothing_else() -> None:
-    decision = dag.decide(QUICKSTART, dag.build(QUICKSTART.tasks), {}, now=wf.T0)
+    decision = dag.decide(QUICKSTART, topology.build(QUICKSTART.tasks), {}, now=wf.T0)
     assert decision.start == [dag.Start("setup", 1)]
     assert decision.phase == "Running"
     assert decision.tasks["setup"].ready_at == wf.T0
@@ -92,7 +92,9 @@ def test_a_dependent_starts_when_its_dependency_succeeded_and_knows_since_when()
     states = {
         "setup": dag.TaskState(attempts=1, pod="Succeeded", attempt_finished=wf.T0 + wf.seconds(3), recorded="Running")
     }
-    decision = dag.decide(QUICKSTART, dag.build(QUICKSTART.tasks), states, now=wf.T0 + wf.seconds(4), started=wf.T0)
+    decision = dag.decide(
+        QUICKSTART, topology.build(QUICKSTART.tasks), states, now=wf.T0 + wf.seconds(4), started=wf.T0
+    )
     assert decision.start == [dag.Start("process", 1)]
     assert decision.tasks["setup"].phase == "Succeeded"
     assert decision.tasks["process"].ready_at == wf.T0 + wf.seconds(3)
@@ -176,7 +178,7 @@ def test_a_task_waiting_for_its_retry_says_when() -> None:
         attempt_finished=wf.T0 + wf.seconds(5), recorded="Running",
     )  # fmt: skip
     states = {"flaky": failed}
-    decision = dag.decide(workflow, dag.build(workflow.tasks), states, now=wf.T0 + wf.seconds(6), started=wf.T0)
+    decision = dag.decide(workflow, topology.build(workflow.tasks), states, now=wf.T0 + wf.seconds(6), started=wf.T0)
     flaky = decision.tasks["flaky"]
     assert flaky.phase == "Pending" and flaky.retry_at == wf.T0 + wf.seconds(65)
     assert flaky.message == "attempt 1 failed (exit code 2); attempt 2 at 2026-05-01T12:01:05Z"
@@ -185,7 +187,7 @@ def test_a_task_waiting_for_its_retry_says_when() -> None:
 
 def test_a_task_deadline_stops_the_attempt_and_fails_the_task() -> None:
     workflow = wf.spec(wf.task("slow", activeDeadlineSeconds=30), wf.task("after", "slow"))
-    graph = dag.build(workflow.tasks)
+    graph = topology.build(workflow.tasks)
     running = {"slow": dag.TaskState(attempts=1, pod="Running", attempt_started=wf.T0, recorded="Running")}
     before = dag.decide(workflow, graph, running, now=wf.T0 + wf.seconds(29), started=wf.T0)
     assert before.next_due == wf.T0 + wf.seconds(30) and before.stop == []
@@ -206,7 +208,7 @@ def test_a_task_deadline_in_a_whole_run_with_a_retry() -> None:
 
 def test_the_workflow_deadline_stops_everything() -> None:
     workflow = wf.spec(wf.task("a"), wf.task("b", "a"), wf.task("c"), activeDeadlineSeconds=60, maxConcurrent=1)
-    graph = dag.build(workflow.tasks)
+    graph = topology.build(workflow.tasks)
     states = {"a": dag.TaskState(attempts=1, pod="Running", attempt_started=wf.T0, recorded="Running")}
     decision = dag.decide(workflow, graph, states, now=wf.T0 + wf.seconds(60), started=wf.T0)
     assert decision.phase == "Failed" and decision.reason == dag.DEADLINE_EXCEEDED
@@ -220,7 +222,7 @@ def test_the_workflow_deadline_stops_everything() -> None:
 
 def test_a_stopped_pod_still_counts_until_it_is_gone() -> None:
     workflow = wf.spec(wf.task("slow", activeDeadlineSeconds=5), wf.task("next"), maxConcurrent=1)
-    graph = dag.build(workflow.tasks)
+    graph = topology.build(workflow.tasks)
     terminating = {
         "slow": dag.TaskState(attempts=1, pod="Running", attempt_started=wf.T0, recorded="Failed",
                               recorded_reason=dag.DEADLINE_EXCEEDED),
@@ -232,7 +234,7 @@ def test_a_stopped_pod_still_counts_until_it_is_gone() -> None:
 
 def test_suspend_starts_nothing_new_and_resume_continues() -> None:
     workflow = wf.spec(wf.task("a"), wf.task("b", "a"), wf.task("c"), suspend=True)
-    graph = dag.build(workflow.tasks)
+    graph = topology.build(workflow.tasks)
     fresh = dag.decide(workflow, graph, {}, now=wf.T0)
     assert fresh.start == [] and fresh.phase == "Pending" and fresh.suspended
     states = {
@@ -252,14 +254,14 @@ def test_suspend_starts_nothing_new_and_resume_continues() -> None:
 def test_a_retry_waits_while_suspended() -> None:
     workflow = wf.spec(wf.task("a", retryStrategy={"limit": 1}), suspend=True)
     states = {"a": dag.TaskState(attempts=1, pod="Failed", attempt_finished=wf.T0, exit_code=1, recorded="Running")}
-    decision = dag.decide(workflow, dag.build(workflow.tasks), states, now=wf.T0 + wf.seconds(1), started=wf.T0)
+    decision = dag.decide(workflow, topology.build(workflow.tasks), states, now=wf.T0 + wf.seconds(1), started=wf.T0)
     assert decision.start == [] and decision.tasks["a"].phase == "Pending" and decision.next_due is None
 
 
 def test_a_deleted_pod_is_a_failed_attempt() -> None:
     workflow = wf.spec(wf.task("a"))
     states = {"a": dag.TaskState(attempts=1, pod=None, attempt_started=wf.T0, recorded="Running")}
-    decision = dag.decide(workflow, dag.build(workflow.tasks), states, now=wf.T0 + wf.seconds(3), started=wf.T0)
+    decision = dag.decide(workflow, topology.build(workflow.tasks), states, now=wf.T0 + wf.seconds(3), started=wf.T0)
     assert decision.tasks["a"].phase == "Failed" and decision.tasks["a"].reason == dag.POD_DELETED
 
 
@@ -267,14 +269,14 @@ def test_recorded_verdicts_stay() -> None:
     workflow = wf.spec(wf.task("a"), wf.task("b", "a"))
     states = {"a": dag.TaskState(attempts=1, recorded="Failed", recorded_message="failed: exit code 1",
                                  finished_at=wf.T0)}  # fmt: skip
-    decision = dag.decide(workflow, dag.build(workflow.tasks), states, now=wf.T0 + wf.seconds(9), started=wf.T0)
+    decision = dag.decide(workflow, topology.build(workflow.tasks), states, now=wf.T0 + wf.seconds(9), started=wf.T0)
     assert decision.tasks["a"].phase == "Failed" and decision.tasks["a"].message == "failed: exit code 1"
     assert decision.phase == "Failed" and decision.finished
 
 
 def test_critical_path_first() -> None:
     workflow = wf.spec(wf.task("short"), wf.task("long"), wf.task("l2", "long"), wf.task("l3", "l2"), maxConcurrent=1)
-    decision = dag.decide(workflow, dag.build(workflow.tasks), {}, now=wf.T0)
+    decision = dag.decide(workflow, topology.build(workflow.tasks), {}, now=wf.T0)
     assert decision.start == [dag.Start("long", 1)]
 
 

@@ -19,7 +19,7 @@ from tests.unit.observatory import workflows as wf
 from typer.testing import CliRunner
 
 from roadie.cli import graph as cli_graph
-from roadie.observatory import dag, graph
+from roadie.observatory import graph, topology
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 NOW = wf.T0 + wf.seconds(100)
@@ -160,4 +160,4 @@ def test_the_command_names_what_it_cannot_draw(tmp_path: pathlib.Path) -> None:
 
 def test_the_dag_behind_the_picture_is_the_schedulers() -> None:
     dag_graph, _ = graph.nodes_of(body(two_hundred()), NOW)
-    assert dag_graph.layers() == dag.build(wf.spec(*two_hundred()).tasks).layers()
+    assert dag_graph.layers() == topology.build(wf.spec(*two_hundred()).tasks).layers()

@@ -20,7 +20,7 @@ import pytest
 from tests.unit.observatory import workflows as wf
 
 from roadie.core import models as core_models
-from roadie.observatory import children, dag, models, report, status
+from roadie.observatory import children, dag, models, report, status, topology
 
 WORKFLOW = "wf"
 
@@ -115,7 +115,7 @@ class Outcome:
 
 def reconcile(
     spec: models.ObservatorySpec,
-    graph: dag.Graph,
+    graph: topology.Graph,
     old: dict[str, Any],
     cluster: Cluster,
     now: datetime.datetime,
@@ -144,7 +144,7 @@ def run(seed: int, *, tamper: Tamper = None, steps: int = 400) -> int:
     if rng.random() < 0.3:
         fields["activeDeadlineSeconds"] = rng.randint(15, 60)
     spec = _spec(rng, **fields)
-    graph = dag.build(spec.tasks)
+    graph = topology.build(spec.tasks)
     cluster = Cluster(rng)
     memo = status.Memo()
     old: dict[str, Any] = {}
@@ -271,7 +271,7 @@ def test_a_memo_blind_to_the_time_is_caught(monkeypatch: pytest.MonkeyPatch) -> 
 def test_the_memo_judges_again_only_what_changed() -> None:
     """The point of it: after one pod changes, one task of a wide run is observed and judged again."""
     spec = wf.spec(*(wf.task(f"t{i}") for i in range(200)), maxConcurrent=200)
-    graph = dag.build(spec.tasks)
+    graph = topology.build(spec.tasks)
     cluster = Cluster(random.Random(0))
     memo = status.Memo()
     first = reconcile(spec, graph, {}, cluster, wf.T0, memo)

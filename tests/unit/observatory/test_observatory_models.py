@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from roadie.core import crdgen, cron
-from roadie.observatory import dag, models
+from roadie.observatory import models, topology
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -144,12 +144,12 @@ def test_the_quickstart_sample_is_the_seeds() -> None:
     doc = load("observatory-quickstart.yaml")
     assert doc["apiVersion"] == "workflow.seventh-horizon.io/v1alpha1" and doc["metadata"]["name"] == "my-workflow"
     spec = models.ObservatorySpec.model_validate(doc["spec"])
-    assert dag.build(spec.tasks).layers() == [["setup"], ["process"], ["finalize"]]
+    assert topology.build(spec.tasks).layers() == [["setup"], ["process"], ["finalize"]]
 
 
 def test_the_three_task_sample_is_the_details() -> None:
     spec = models.ObservatorySpec.model_validate(load("observatory-three-tasks.yaml")["spec"])
-    assert dag.build(spec.tasks).layers() == [["task-1"], ["task-2", "task-3"]]
+    assert topology.build(spec.tasks).layers() == [["task-1"], ["task-2", "task-3"]]
     assert spec.suspend is False and spec.maxConcurrent == 10
     assert all(re.fullmatch(r"\d", {e.name: e.value for e in t.env}["TASK_ID"]) for t in spec.tasks)
     assert {t.image.split(":")[0] for t in spec.tasks} == {"busybox"}

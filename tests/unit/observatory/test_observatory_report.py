@@ -10,7 +10,7 @@ from typing import Any
 from tests.unit.observatory import workflows as wf
 
 from roadie.core import models as core_models
-from roadie.observatory import children, dag, report, status
+from roadie.observatory import children, dag, report, status, topology
 
 STAMP = "2026-05-01T12:00:00Z"
 
@@ -34,7 +34,7 @@ def pod(task: str, attempt: int, phase: str, code: int | None = None) -> dict[st
 def step(
     spec: Any, old: dict[str, Any], pods: list[dict[str, Any]], now: datetime.datetime
 ) -> tuple[dict[str, Any], report.Changes]:
-    graph = dag.build(spec.tasks)
+    graph = topology.build(spec.tasks)
     states = status.observe_all(old, status.latest_pods(pods))
     decision = dag.decide(spec, graph, states, now=now, started=core_models.parse_timestamp(old.get("startTime")))
     new = status.compute(old, decision, states, workflow="wf", generation=1, now=now)

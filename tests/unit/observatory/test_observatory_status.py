@@ -12,7 +12,7 @@ from typing import Any
 from tests.unit.observatory import workflows as wf
 
 from roadie.core import conditions
-from roadie.observatory import children, dag, models, schedules, status
+from roadie.observatory import children, dag, models, schedules, status, topology
 
 STAMP = "2026-05-01T12:00:00Z"
 
@@ -71,7 +71,7 @@ QUICK = wf.spec(wf.task("setup"), wf.task("process", "setup"), wf.task("finalize
 
 
 def decide(states: dict[str, dag.TaskState], now_s: float, workflow: Any = QUICK) -> dag.Decision:
-    return dag.decide(workflow, dag.build(workflow.tasks), states, now=wf.T0 + wf.seconds(now_s), started=wf.T0)
+    return dag.decide(workflow, topology.build(workflow.tasks), states, now=wf.T0 + wf.seconds(now_s), started=wf.T0)
 
 
 def cond(found: dict[str, Any], type_: str) -> dict[str, Any]:
@@ -81,7 +81,7 @@ def cond(found: dict[str, Any], type_: str) -> dict[str, Any]:
 
 
 def test_a_started_workflow_shows_progress_and_compact_task_entries() -> None:
-    decision = dag.decide(QUICK, dag.build(QUICK.tasks), {}, now=wf.T0)
+    decision = dag.decide(QUICK, topology.build(QUICK.tasks), {}, now=wf.T0)
     found = status.compute({}, decision, {}, workflow="wf", generation=1, now=wf.T0)
     assert found["phase"] == "Running" and found["progress"] == "0/3" and found["startTime"] == STAMP
     assert found["message"] == "1 running"

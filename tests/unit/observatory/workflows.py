@@ -9,7 +9,7 @@ import datetime
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from roadie.observatory import dag, models
+from roadie.observatory import dag, models, topology
 
 T0 = datetime.datetime(2026, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
 
@@ -74,7 +74,7 @@ def simulate(
     on_step: Callable[[datetime.datetime, dag.Decision], None] | None = None,
 ) -> Run:
     """Decide, create the pods, advance fake time to the next pod end or due moment, record."""
-    graph = dag.build(workflow.tasks)
+    graph = topology.build(workflow.tasks)
     pods: dict[tuple[str, int], Pod] = {}
     recorded: dict[str, dag.Verdict] = {}
     now, started = start, None
