@@ -187,3 +187,31 @@ async def test_a_deadline_due_runs_at_once_beside_busy_workers_never_beside_its_
     await _until(lambda: ran.count("busy-1") == 2)
     await queue.stop()
     assert max(most.values()) == 1
+
+
+async def test_an_object_reconciled_before_goes_ahead_of_a_batch_never_reconciled(
+    scheduler: schedule.Scheduler,
+) -> None:
+    order: list[Hashable] = []
+
+    async def handle(key: Hashable) -> float | None:
+        order.append(key)
+        return None
+
+    queue = workqueue.WorkQueue("t", handle, workers=1)
+    queue.add("old")
+    queue.start()
+    await _until(lambda: order == ["old"])
+    await queue.stop()
+    for i in range(5):  # a batch arrives; then the old object's child changes
+        queue.add(f"new-{i}")
+    queue.add("old")
+    queue.start()
+    await _until(lambda: len(order) == 7)
+    await queue.stop()
+    assert order[1] == "old", f"the known object waited behind the batch: {order}"
+    assert order[2:] == [f"new-{i}" for i in range(5)], "the batch keeps its own order"
+    queue.forget("new-0")
+    queue.add("new-0")
+    queue.add("new-1")
+    assert [list(lane) for lane in queue._queue._lanes] == [["new-1"], ["new-0"]], "a forgotten object starts over"
