@@ -388,15 +388,21 @@ def test_metrics_scraped_over_http_count_what_happened(
     previews.create(namespace, "clash", pr_number=pr)
     previews.wait_phase(namespace, "clash", "Failed", 30)
 
-    def scraped() -> str | None:
-        text = operator.metrics()
-        return text if _metric(text, "preview_environments_created_total", branch_name=branch) == 1 else None
+    failed = "preview_environments_failed_total"
 
-    after = wait_for("created_total counted", scraped, 10)
+    def scraped() -> str | None:  # both counted (the test may see a phase before its reconcile ends)
+        text = operator.metrics()
+        created = _metric(text, "preview_environments_created_total", branch_name=branch) == 1
+        return (
+            text
+            if created and _metric(text, failed, step="namespace") > _metric(before, failed, step="namespace")
+            else None
+        )
+
+    after = wait_for("created_total and failed_total counted", scraped, 10)
     count = "preview_environment_creation_duration_seconds_count"
     assert _metric(after, count) == _metric(before, count) + 1
     assert _metric(after, "preview_environment_creation_duration_seconds_bucket", le="60.0") >= 1
-    failed = "preview_environments_failed_total"
     assert _metric(after, failed, step="namespace") == _metric(before, failed, step="namespace") + 1
     assert _metric(after, "preview_environments_reconcile_total", pr_number=str(pr)) >= 2
     assert _metric(after, "preview_environments_active") == _live(kube) >= 1
