@@ -175,6 +175,9 @@ def namespace(kube: lightkube.Client, request: pytest.FixtureRequest) -> Iterato
 class OperatorProcess:
     """`roadie run` as a child process against the test cluster; can be killed and restarted."""
 
+    #: where `/readyz` answers (a subclass that moves the probes sets its own)
+    health_port = OPERATOR_HEALTH_PORT
+
     def __init__(
         self, kubeconfig: pathlib.Path, log: pathlib.Path, extra: list[str], env: dict[str, str] | None = None
     ) -> None:
@@ -199,7 +202,7 @@ class OperatorProcess:
         if self.proc.poll() is not None:
             pytest.fail(f"the operator exited with {self.proc.returncode}; see {self.log}")
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{OPERATOR_HEALTH_PORT}/readyz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/readyz", timeout=1) as r:
                 return r.status == 200
         except OSError:
             return False

@@ -36,22 +36,13 @@ class Replica(OperatorProcess):
 
     def __init__(self, kubeconfig: pathlib.Path, folder: pathlib.Path, name: str, namespace: str) -> None:
         self.port = PORTS[name]
+        self.health_port = self.port + 1
         flags = [
             *("--controllers", "workshop", "--leader-elect"),
             *("--metrics-bind-address", f"127.0.0.1:{self.port}"),
             *("--health-probe-bind-address", f"127.0.0.1:{self.port + 1}"),
         ]
         super().__init__(kubeconfig, folder / f"{name}.log", flags, {"POD_NAME": name, "POD_NAMESPACE": namespace})
-
-    def ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            pytest.fail(f"the operator exited with {self.proc.returncode}; see {self.log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port + 1}/readyz", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:

@@ -45,22 +45,14 @@ INSECURE.verify_mode = ssl.CERT_NONE  # the certificate is the self-signed one m
 
 
 class SecureOperator(OperatorProcess):
+    health_port = PORT + 1
+
     def __init__(self, kubeconfig: pathlib.Path, log: pathlib.Path, namespace: str) -> None:
         flags = [
             *("--controllers", "workshop", "-n", namespace, "--metrics-secure"),
             *("--metrics-bind-address", f"127.0.0.1:{PORT}", "--health-probe-bind-address", f"127.0.0.1:{PORT + 1}"),
         ]
         super().__init__(kubeconfig, log, flags)
-
-    def ready(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            pytest.fail(f"the operator exited with {self.proc.returncode}; see {self.log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{PORT + 1}/readyz", timeout=1) as r:
-                return r.status == 200
-        except OSError:
-            return False
 
 
 def scrape(token: str | None) -> tuple[int, str]:

@@ -8,7 +8,7 @@ import pytest
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import Status
 
-from roadie.preview import metrics, reconcile
+from roadie.preview import metrics, reconcile, status
 
 
 def _deployment(**conditions: str) -> dict[str, object]:
@@ -48,8 +48,6 @@ async def test_a_transient_error_is_counted_and_retried() -> None:
 
 
 def test_terminating_keeps_where_it_was_and_when_it_expired() -> None:
-    from roadie.preview import status
-
     old = {
         "namespace": "preview-pr-1",
         "url": "https://pr-1.example/",
