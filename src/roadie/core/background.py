@@ -24,20 +24,30 @@ SLOTS = 4
 _pending: set[asyncio.Task[None]] = set()
 #: The longest background work waits for deadline reconciles to finish.
 HOLD = 2.0
-_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 _urgent = 0
-_calm: dict[asyncio.AbstractEventLoop, asyncio.Event] = {}
 
 
-def _calm_event() -> asyncio.Event:
-    loop = asyncio.get_running_loop()
-    event = _calm.get(loop)
-    if event is None:
-        _calm.clear()  # one operator loop at a time
-        event = _calm[loop] = asyncio.Event()
+class _LoopState:
+    """What belongs to one event loop: the slots, and the event set while no deadline reconcile
+    runs."""
+
+    def __init__(self) -> None:
+        self.slots = asyncio.Semaphore(SLOTS)
+        self.calm = asyncio.Event()
         if _urgent == 0:
-            event.set()
-    return event
+            self.calm.set()
+
+
+_states: dict[asyncio.AbstractEventLoop, _LoopState] = {}
+
+
+def _state() -> _LoopState:
+    loop = asyncio.get_running_loop()
+    state = _states.get(loop)
+    if state is None:
+        _states.clear()  # one operator loop at a time; a test's earlier loops are gone
+        state = _states[loop] = _LoopState()
+    return state
 
 
 @contextlib.contextmanager
@@ -45,28 +55,25 @@ def urgent() -> Iterator[None]:
     """Held while a reconcile a deadline fell due for runs: background work waits for it."""
     global _urgent
     _urgent += 1
-    _calm_event().clear()
+    _state().calm.clear()
     try:
         yield
     finally:
         _urgent -= 1
         if _urgent == 0:
-            _calm_event().set()
+            _state().calm.set()
 
 
 async def calm(limit: float | None = None) -> None:
     """Return once no deadline reconcile runs, or after `limit` seconds (`HOLD` by default)."""
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_calm_event().wait(), timeout=HOLD if limit is None else limit)
+        await asyncio.wait_for(_state().calm.wait(), timeout=HOLD if limit is None else limit)
 
 
 def soon(work: Callable[[], Awaitable[None]], what: str) -> None:
     """Run `work` in the background; a failure is logged, never raised."""
     loop = asyncio.get_running_loop()
-    slots = _slots.get(loop)
-    if slots is None:
-        _slots.clear()  # one operator loop at a time; a test's earlier loops are gone
-        slots = _slots[loop] = asyncio.Semaphore(SLOTS)
+    slots = _state().slots
 
     async def run() -> None:
         await calm()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
 import zlib
@@ -59,8 +60,9 @@ class Controller:
         self.workers = workers
         self.queue = workqueue.WorkQueue(self.api.kind, self._handle, workers=workers)
 
-    @property
+    @functools.cached_property
     def source(self) -> Source:
+        """Built once: every cache read and every child's event goes through it."""
         return dataclasses.replace(sources.of_api(self.api), compact=self.compact)
 
     # -- what kinds call -----------------------------------------------------------------------
