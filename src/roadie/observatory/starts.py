@@ -46,8 +46,9 @@ Wake = Callable[[dict[str, Any], float], None]
 @dataclasses.dataclass
 class Run:
     """One run's creates: attempts counted as started and not seen yet, creates in flight, those
-    to send again, and refusals not reported yet."""
+    to send again, refusals not reported yet, and the slots its creates share."""
 
+    slots: asyncio.Semaphore
     unseen: dict[str, int] = dataclasses.field(default_factory=dict)
     flying: dict[str, asyncio.Task[None]] = dataclasses.field(default_factory=dict)
     again: dict[str, Manifest] = dataclasses.field(default_factory=dict)
@@ -62,7 +63,6 @@ class Starter:
     def __init__(self, wake: Wake, *, slots: int, create: Create = _create_if_absent) -> None:
         self._wake, self._slots, self._create = wake, slots, create
         self.runs: dict[str, Run] = {}
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
 
     def unseen(self, uid: str, latest: Mapping[str, Mapping[str, Any]]) -> dict[str, int]:
         """Attempts created (or being created) whose pods the cache does not show yet: they count
@@ -80,7 +80,9 @@ class Starter:
 
     def start(self, uid: str, body: dict[str, Any], task: str, attempt: int, manifest: Manifest) -> None:
         """Count the attempt as started now, and create its pod in the background."""
-        run = self.runs.setdefault(uid, Run())
+        run = self.runs.get(uid)
+        if run is None:
+            run = self.runs[uid] = Run(asyncio.Semaphore(self._slots))
         run.unseen[task] = attempt
         run.again.pop(task, None)
         self._send(uid, run, body, task, attempt, manifest)
@@ -115,17 +117,15 @@ class Starter:
     def forget(self, uid: str) -> None:
         """The run is gone: what is in flight ends on its own (its pods go with the run)."""
         self.runs.pop(uid, None)
-        self._semaphores.pop(uid, None)
 
     def _send(self, uid: str, run: Run, body: dict[str, Any], task: str, attempt: int, manifest: Manifest) -> None:
         job = asyncio.get_running_loop().create_task(self._one(uid, run, body, task, attempt, manifest))
         run.flying[task] = job
 
     async def _one(self, uid: str, run: Run, body: dict[str, Any], task: str, attempt: int, manifest: Manifest) -> None:
-        slots = self._semaphores.setdefault(uid, asyncio.Semaphore(self._slots))
         name = manifest["metadata"]["name"]
         try:
-            async with slots:
+            async with run.slots:
                 await self._create(manifest, body)
         except asyncio.CancelledError:
             raise
@@ -161,4 +161,3 @@ class Starter:
         run = self.runs.get(uid)
         if run is not None and not (run.unseen or run.flying or run.again or run.refused):
             del self.runs[uid]
-            self._semaphores.pop(uid, None)

@@ -158,7 +158,7 @@ def observe_all(
     recorded = {t.get("name"): t for t in (status or {}).get("tasks") or []}
     unseen = unseen or {}
     names = set(recorded) | set(latest_pods) | set(unseen)
-    if memo is None:
+    if memo is None:  # from scratch: also what the memo's tests check it against
         return {
             name: observe(recorded.get(name), latest_pods.get(name), unseen_attempt=unseen.get(name))
             for name in names
@@ -285,21 +285,20 @@ def _entries(
     are the very objects of last time and the entry did not take the time."""
     blank = dag.BLANK
     tasks = []
-    before: dict[str, tuple[dag.Verdict, dag.TaskState, Any, dict[str, Any]]] = {}
-    if memo is not None:
-        before, memo.entries = memo.entries, {}
+    memo = memo or Memo()  # an empty memo reuses nothing
+    before, memo.entries = memo.entries, {}
     for name, verdict in decision.tasks.items():
         state = states.get(name, blank)
         start = (recorded.get(name) or {}).get("startTime")
         known = before.get(name)
-        if memo is not None and known is not None and known[0] is verdict and known[1] is state and known[2] == start:
+        if known is not None and known[0] is verdict and known[1] is state and known[2] == start:
             entry = known[3]
             memo.entries[name] = known
         else:
             entry, timeless = _entry(workflow, name, verdict, start, state, now)
             if known is not None and entry == known[3]:
                 entry = known[3]
-            if memo is not None and timeless:
+            if timeless:
                 memo.entries[name] = (verdict, state, start, entry)
         tasks.append(entry)
     return tasks
