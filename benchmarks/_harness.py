@@ -24,7 +24,7 @@ from typing import Any
 
 import lightkube
 
-from roadie.devcluster import cluster
+from roadie.devcluster import cluster, processes
 
 LOCK = pathlib.Path("/tmp/roadie-cluster-tests.lock")
 PORT_BASE = 17700
@@ -129,8 +129,7 @@ class Operator:
         return self.proc.pid
 
     def cpu_seconds(self) -> float:
-        fields = pathlib.Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15)
+        return process_cpu(self.pid)
 
     def rss_mib(self) -> float:
         for line in pathlib.Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -181,6 +180,30 @@ class Operator:
 
     def reconciles(self) -> float:
         return self.total("roadie_reconcile_total")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process has used (user and system), from `/proc/<pid>/stat`; 0 if gone."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15)
+
+
+def cluster_cpu(config: cluster.ClusterConfig, op: Operator | None = None) -> dict[str, float]:
+    """CPU seconds so far of each local-cluster component, the operator and this benchmark: the
+    difference over a phase says who spent the machine's two cores on it."""
+    found = {name: processes.find(config.state, name) for name in processes.known(config.state)}
+    used = {name: process_cpu(run.pid) for name, run in found.items() if run is not None}
+    if op is not None and op.proc is not None:
+        used["operator"] = process_cpu(op.pid)
+    used["benchmark"] = time.process_time()
+    return used
+
+
+def cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
 
 
 def _http_ok(url: str) -> bool:

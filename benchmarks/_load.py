@@ -22,6 +22,7 @@ import lightkube
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.resources.core_v1 import ConfigMap
 
 from roadie import settings as settings_mod
 from roadie.core import labels
@@ -139,6 +140,25 @@ async def create(counted: Counted, docs: list[Body]) -> None:
         except ApiError as error:
             if error.status.code != 409:
                 raise
+
+
+async def create_owned(counted: Counted, docs: list[Body]) -> None:
+    """Create `docs` owned by a ConfigMap made first in their namespace: children with an owner,
+    as the operator's are, so that the garbage collector tracks the same graph in both runs (the
+    parent a user creates in the operator's run costs the benchmark one create there, as this
+    ConfigMap does here)."""
+    meta = docs[0]["metadata"]
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {k: meta[k] for k in ("name", "namespace")}}
+    try:
+        made = await counted.client.create(codecs.from_dict(owner))
+        uid = made.metadata.uid
+    except ApiError as error:
+        if error.status.code != 409:
+            raise
+        uid = (await counted.client.get(ConfigMap, meta["name"], namespace=meta["namespace"])).metadata.uid
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": meta["name"], "uid": uid,
+           "controller": True, "blockOwnerDeletion": True}  # fmt: skip
+    await create(counted, [{**doc, "metadata": {**doc["metadata"], "ownerReferences": [ref]}} for doc in docs])
 
 
 def jobs(counted: Counted, groups: Sequence[list[Body]]) -> list[Callable[[], Awaitable[None]]]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import math
 import pathlib
@@ -73,37 +74,51 @@ def namespace(kube: Any, name: str) -> str:
 
 
 # -- P1, Rest, Noise ------------------------------------------------------------------------------
-async def _baseline(counted: load.Counted, kube: Any, kind: str, count: int, concurrency: int) -> dict[str, Any]:
+def _by_request(counts: Any) -> dict[str, int]:
+    """API server requests by verb and resource, the most first: where two runs differ."""
+    return {f"{verb} {resource}": n for (verb, resource), n in counts.most_common()}
+
+
+async def _baseline(
+    counted: load.Counted, kube: Any, config: Any, kind: str, count: int, concurrency: int
+) -> dict[str, Any]:
     ns = namespace(kube, "bench-direct")
     follow = load.Follow(counted, load.DEPLOYMENTS, load.available, selector=load.BASELINE_LABEL)
     await follow.start()
     before, sent0, start = h.apiserver_requests(kube), counted.requests, time.time()
+    cpu0 = h.cluster_cpu(config)
     if kind == "workshop":
-        jobs = load.jobs(counted, [load.workshop_children(ns, f"w{i}") for i in range(count)])
+        sets = [load.workshop_children(ns, f"w{i}") for i in range(count)]
+        jobs: list[Callable[[], Awaitable[None]]] = [
+            functools.partial(load.create_owned, counted, docs) for docs in sets
+        ]
     else:
         jobs = load.jobs(counted, [load.preview_children(ns, 100_000 + i) for i in range(count)])
     await load.run_all(jobs, concurrency)
     await follow.until(count, 120 + count * 1.0)
     seconds = time.time() - start
-    requests = sum(h.delta(h.apiserver_requests(kube), before).values())
+    by_request = h.delta(h.apiserver_requests(kube), before)
+    cpu = h.cpu_delta(h.cluster_cpu(config), cpu0)
     await follow.stop()
     return {
         "seconds": seconds,
-        "apiserver": requests,
+        "apiserver": sum(by_request.values()),
+        "apiserver_by_request": _by_request(by_request),
         "sent": counted.requests - sent0,
+        "cpu_s": cpu,
         "timeline": follow.timeline(start),
     }
 
 
 async def _through_roadie(
-    counted: load.Counted, kube: Any, op: h.Operator, kind: str, count: int, concurrency: int
+    counted: load.Counted, kube: Any, config: Any, op: h.Operator, kind: str, count: int, concurrency: int
 ) -> dict[str, Any]:
     ns = namespace(kube, f"bench-{kind}")
     source = load.WORKSHOPS if kind == "workshop" else load.PREVIEWS
     follow = load.Follow(counted, source, load.phase_ready, namespace=ns)
     await follow.start()
     before, sent0, own0, start = h.apiserver_requests(kube), counted.requests, op.api_requests(), time.time()
-    verbs0 = op.api_by_verb()
+    verbs0, cpu0 = op.api_by_verb(), h.cluster_cpu(config, op)
     if kind == "workshop":
         docs = [load.workshop(ns, f"w{i}") for i in range(count)]
     else:
@@ -111,13 +126,16 @@ async def _through_roadie(
     await load.run_all(load.jobs(counted, [[d] for d in docs]), concurrency)
     await follow.until(count, 120 + count * 1.5)
     seconds = time.time() - start
-    requests = sum(h.delta(h.apiserver_requests(kube), before).values())
+    by_request = h.delta(h.apiserver_requests(kube), before)
     by_verb = {v: n - verbs0.get(v, 0) for v, n in op.api_by_verb().items() if n - verbs0.get(v, 0)}
+    cpu = h.cpu_delta(h.cluster_cpu(config, op), cpu0)
     await follow.stop()
     return {
         "seconds": seconds,
-        "apiserver": requests,
+        "apiserver": sum(by_request.values()),
+        "apiserver_by_request": _by_request(by_request),
         "sent": counted.requests - sent0,
+        "cpu_s": cpu,
         "operator": op.api_requests() - own0,
         "operator_by_verb": by_verb,
         "timeline": follow.timeline(start),
@@ -208,12 +226,12 @@ async def p1(args: argparse.Namespace) -> None:
         h.log(f"idle cluster for {args.idle_seconds}s")
         idle = h.idle_rate(kube, args.idle_seconds)
         h.log(f"baseline: {count} {kind} children sets, {args.concurrency} at a time")
-        base = await _baseline(counted, kube, kind, count, args.concurrency)
+        base = await _baseline(counted, kube, config, kind, count, args.concurrency)
         h.log(f"baseline took {base['seconds']:.1f}s; starting the operator")
         op = h.Operator(config.kubeconfig, load.OPERATOR_ENV, ["--workers", str(args.concurrency)])
         op.start()
         try:
-            roadie = await _through_roadie(counted, kube, op, kind, count, args.concurrency)
+            roadie = await _through_roadie(counted, kube, config, op, kind, count, args.concurrency)
             h.log(f"through Roadie took {roadie['seconds']:.1f}s")
             rss_ready = op.rss_mib()
             rest = await _rest(kube, op, args.rest_seconds, idle) if kind == "workshop" and args.rest_seconds else {}
@@ -247,6 +265,10 @@ async def p1(args: argparse.Namespace) -> None:
         "apiserver_total_per_object_roadie": (roadie["apiserver"] - idle * roadie["seconds"]) / count,
         "apiserver_total_per_object_baseline": (base["apiserver"] - idle * base["seconds"]) / count,
         "operator_by_verb": roadie["operator_by_verb"],
+        "baseline_cpu_s": base["cpu_s"],
+        "roadie_cpu_s": roadie["cpu_s"],
+        "baseline_apiserver_by_request": base["apiserver_by_request"],
+        "roadie_apiserver_by_request": roadie["apiserver_by_request"],
         "rss_mib_ready": rss_ready,
         "rest": {k: v for k, v in rest.items() if k != "rss_curve"},
         "noise": noise,
@@ -339,7 +361,7 @@ async def p3(args: argparse.Namespace) -> None:
         op.start()
         try:
             rss0 = op.rss_mib()
-            roadie = await _through_roadie(counted, kube, op, "workshop", count, args.concurrency)
+            roadie = await _through_roadie(counted, kube, config, op, "workshop", count, args.concurrency)
             await asyncio.sleep(30)
             rss = op.rss_mib()
         finally:

@@ -49,11 +49,15 @@ def test_the_seed_names_everything_after_the_pr_number() -> None:
     }
 
 
-def test_quota_and_limits_come_before_the_deployment_and_the_ingress_last() -> None:
-    steps = [step for step, _ in children.inside(BODY, _spec(), _eff(_spec()))]
-    assert steps.index("resourcequota") < steps.index("deployment")
-    assert steps.index("limitrange") < steps.index("deployment")
-    assert steps[-1] == "ingress"
+def test_quota_limits_and_network_policy_come_in_a_round_before_the_workload() -> None:
+    steps = children.inside(BODY, _spec(), _eff(_spec()))
+    names = [step for step, _ in steps]
+    assert names.index("resourcequota") < names.index("deployment")
+    assert names.index("limitrange") < names.index("deployment")
+    assert names[-1] == "ingress"
+    guards, workload = ([step for step, _ in round_] for round_ in children.rounds(steps))
+    assert sorted(guards) == ["limitrange", "networkpolicy", "resourcequota"]
+    assert workload == ["deployment", "service", "ingress"]
 
 
 def test_namespace_records_its_owner_and_enforces_restricted() -> None:

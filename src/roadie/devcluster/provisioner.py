@@ -7,8 +7,10 @@ controller-manager's binder completes the binding, and deletes the volume once i
 It also completes the binding itself (the claim's volumeName and both phases, as the binder would
 write them): the controller-manager's binder takes claims one at a time, about one and a half a
 second on two cores, so the thousands of Workshops of a benchmark would wait on it, not on Roadie.
-The binder then finds both sides bound and has nothing to do. It polls twice a second: a poll is
-two lists.
+The binder then finds both sides bound and has nothing to do. Like a real external provisioner
+it is driven by a watch on claims (after one full pass at start and after any error), so it costs
+the API server nothing while nothing changes: polling with two lists twice a second cost a
+benchmark's cluster more the more claims it held, and more the longer a run lasted.
 """
 
 from __future__ import annotations
@@ -109,51 +111,99 @@ def provision(api: lightkube.Client, claim: PersistentVolumeClaim, root: pathlib
     bind(api, claim, volume)
 
 
-def sync_once(api: lightkube.Client, root: pathlib.Path) -> None:
-    classes = our_classes(api)
-    volumes = {pv.metadata.name: pv for pv in api.list(PersistentVolume)}
-    waiting = [
-        claim
-        for claim in api.list(PersistentVolumeClaim, namespace="*")
-        if (claim.spec.storageClassName or "") in classes
-        and not claim.spec.volumeName
+class Classes:
+    """The StorageClasses this provisioner serves, listed again when a claim names one not seen
+    yet (a class made after the provisioner started), never on every claim."""
+
+    def __init__(self, api: lightkube.Client) -> None:
+        self.api = api
+        self.ours = our_classes(api)
+        self.seen = set(self.ours)
+
+    def __contains__(self, name: object) -> bool:
+        if name not in self.seen:
+            self.ours = our_classes(self.api)
+            self.seen = {*self.seen, *self.ours, str(name)}
+        return name in self.ours
+
+
+def waiting(claim: PersistentVolumeClaim, classes: Classes | set[str]) -> bool:
+    """A claim of one of our classes with no volume yet: one to provision."""
+    assert claim.spec is not None and claim.metadata is not None
+    return (
+        not claim.spec.volumeName
         and not claim.metadata.deletionTimestamp
-    ]
+        and (claim.spec.storageClassName or "") in classes
+    )
+
+
+def release(api: lightkube.Client, pv: PersistentVolume) -> None:
+    """Delete a volume we provisioned once its claim is gone (reclaim policy Delete)."""
+    meta = pv.metadata
+    annotations = (meta.annotations if meta else None) or {}
+    if annotations.get(PROVISIONED_BY) != nodes.PROVISIONER:
+        return
+    try:
+        api.delete(PersistentVolume, str(meta.name))
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+    if pv.spec and pv.spec.hostPath:
+        shutil.rmtree(pv.spec.hostPath.path, ignore_errors=True)
+    log.info("deleted released volume %s", meta.name)
+
+
+def sync_once(api: lightkube.Client, root: pathlib.Path, classes: Classes) -> None:
+    """One full pass: what changed while no watch ran (at start, after an error)."""
+    volumes = {pv.metadata.name: pv for pv in api.list(PersistentVolume)}
+    claims = [claim for claim in api.list(PersistentVolumeClaim, namespace="*") if waiting(claim, classes)]
     # a few claims at a time: each is four requests, and a benchmark makes thousands at once
     with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-        done = [pool.submit(provision, api, c, root, f"pvc-{c.metadata.uid}" in volumes) for c in waiting]
+        done = [pool.submit(provision, api, c, root, f"pvc-{c.metadata.uid}" in volumes) for c in claims]
         for future in done:
             future.result()
     for pv in volumes.values():
-        annotations = pv.metadata.annotations or {}
-        released = pv.status is not None and pv.status.phase in ("Released", "Failed")
-        if annotations.get(PROVISIONED_BY) == nodes.PROVISIONER and released:
-            try:
-                api.delete(PersistentVolume, str(pv.metadata.name))
-            except ApiError as error:
-                if error.status.code != 404:
-                    raise
-            if pv.spec.hostPath:
-                shutil.rmtree(pv.spec.hostPath.path, ignore_errors=True)
-            log.info("deleted released volume %s", pv.metadata.name)
+        if pv.status is not None and pv.status.phase in ("Released", "Failed"):
+            release(api, pv)
+
+
+def follow(api: lightkube.Client, root: pathlib.Path, classes: Classes) -> None:
+    """Provision each claim as its watch event arrives, and release its volume when it goes."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        for kind, claim in api.watch(PersistentVolumeClaim, namespace="*"):
+            meta = claim.metadata
+            assert meta is not None
+            if kind == "DELETED":
+                try:
+                    release(api, api.get(PersistentVolume, f"pvc-{meta.uid}"))
+                except ApiError as error:
+                    if error.status.code != 404:
+                        raise
+            elif waiting(claim, classes):
+                pool.submit(provision, api, claim, root, False).add_done_callback(_raise)
+
+
+def _raise(future: concurrent.futures.Future[None]) -> None:
+    if future.exception() is not None:
+        log.error("provisioning failed", exc_info=future.exception())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--kubeconfig", type=pathlib.Path, required=True)
     parser.add_argument("--root", type=pathlib.Path, required=True)
-    parser.add_argument("--interval", type=float, default=0.5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args.root.mkdir(parents=True, exist_ok=True)
     api = nodes.client(args.kubeconfig)
     while True:
         try:
-            sync_once(api, args.root)
+            classes = Classes(api)
+            sync_once(api, args.root, classes)
+            follow(api, args.root, classes)
         except Exception:  # keep serving: the API server may restart under us
             log.exception("sync failed; retrying")
             time.sleep(2)
-        time.sleep(args.interval)
 
 
 if __name__ == "__main__":

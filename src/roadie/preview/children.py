@@ -302,8 +302,9 @@ def ingress(body: Any, spec: models.PreviewEnvironmentSpec, eff: Effective) -> d
 def inside(body: Any, spec: models.PreviewEnvironmentSpec, eff: Effective) -> list[tuple[str, dict[str, Any]]]:
     """Everything inside the namespace, in the order it is applied, each with its step name.
 
-    Quota and limits first, so that no pod is ever admitted without them; the Ingress last, so
-    that the certificate is asked for only once there is something to serve.
+    Quota, limits and network policy first, so that no pod is ever admitted without them or runs
+    unfenced; then the Deployment with the Service and Ingress that route to it (`rounds` sends
+    each group at once).
     """
     return [
         ("resourcequota", resource_quota(body, spec, eff)),
@@ -313,3 +314,17 @@ def inside(body: Any, spec: models.PreviewEnvironmentSpec, eff: Effective) -> li
         ("service", service(body, spec, eff)),
         ("ingress", ingress(body, spec, eff)),
     ]
+
+
+#: The children that must exist before any pod is admitted: the first round of `rounds`.
+GUARDS = ("resourcequota", "limitrange", "networkpolicy")
+
+
+def rounds(steps: list[tuple[str, dict[str, Any]]]) -> list[list[tuple[str, dict[str, Any]]]]:
+    """`inside`'s steps in two rounds, each sent at once: the guards (quota, limits, network
+    policy), then the workload (Deployment, Service, Ingress), whose pods the guards must meet.
+    Within a round nothing depends on another; the workload's own order matters to no one, since
+    creating a Deployment, its Service and its Ingress together serves nothing before its pods
+    are ready either way."""
+    guards = [step for step in steps if step[0] in GUARDS]
+    return [guards, [step for step in steps if step[0] not in GUARDS]]

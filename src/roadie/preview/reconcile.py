@@ -121,11 +121,13 @@ async def reconcile(body: dict[str, Any]) -> float | None:
 async def _provision(
     body: dict[str, Any], spec: pe_models.PreviewEnvironmentSpec, eff: children.Effective, seen: status.Observed
 ) -> None:
-    deployment = None
-    for step, manifest in children.inside(body, spec, eff):
-        applied = await _step(step, core_children.apply(manifest), rejectable=True)
-        if step == "deployment":
-            deployment = applied
+    applied: dict[str, Any] = {}
+    for round_ in children.rounds(children.inside(body, spec, eff)):
+        written = await core_children.together(
+            *(_step(step, core_children.apply(manifest), rejectable=True) for step, manifest in round_)
+        )
+        applied.update(zip((step for step, _ in round_), written, strict=True))
+    deployment = applied.get("deployment")
     seen.applied = True
     seen.available = diagnose.deployment_available(deployment)
     if not seen.available:

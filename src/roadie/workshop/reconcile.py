@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import secrets
+from collections.abc import Awaitable
 from typing import Any
 
 import pydantic
@@ -110,20 +111,30 @@ async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: statu
     namespace = body["metadata"]["namespace"]
     all_sessions = children.sessions(spec)
     keep: set[tuple[str, str]] = set()
+    writes: list[Awaitable[Any]] = []
     for session in all_sessions:
         secret = children.credentials(body, spec, session, cfg.username, secrets.token_urlsafe(18))
-        await core_children.create_if_absent(secret, body)
-        claim = await core_children.apply(children.claim(body, spec, session), body)
-        deployment = await core_children.apply(
-            children.deployment(body, spec, session, cfg.container_port, pod_security=cfg.pod_security), body
-        )
-        await core_children.apply(children.service(body, spec, session, cfg.container_port), body)
+        writes += [
+            core_children.create_if_absent(secret, body),
+            core_children.apply(children.claim(body, spec, session), body),
+            core_children.apply(
+                children.deployment(body, spec, session, cfg.container_port, pod_security=cfg.pod_security), body
+            ),
+            core_children.apply(children.service(body, spec, session, cfg.container_port), body),
+        ]
         keep |= {
             ("Secret", session.secret),
             ("PersistentVolumeClaim", session.pvc),
             ("Deployment", session.deployment),
             ("Service", session.service),
         }
+    ingress = children.ingress(body, spec, all_sessions)
+    if ingress is not None:
+        writes.append(core_children.apply(ingress, body))
+        keep.add(("Ingress", children.ingress_name(spec)))
+    written = await core_children.together(*writes)  # none of them reads another
+    for i, session in enumerate(all_sessions):
+        _, claim, deployment, _ = written[4 * i : 4 * i + 4]
         ready = diagnose.deployment_available(deployment, all_replicas=False)
         if not ready:
             problem = diagnose.claim_problem(claim)
@@ -141,10 +152,6 @@ async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: statu
                 "ready": ready,
             }
         )
-    ingress = children.ingress(body, spec, all_sessions)
-    if ingress is not None:
-        await core_children.apply(ingress, body)
-        keep.add(("Ingress", children.ingress_name(spec)))
     removed = await core_children.prune(CHILDREN, keep, body)
     if removed:
         await events.emit(body, events.NORMAL, "Pruned", f"removed {', '.join(removed)}")
