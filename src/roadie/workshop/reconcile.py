@@ -8,6 +8,7 @@ go with it through their owner references.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import secrets
 from collections.abc import Awaitable
@@ -89,12 +90,6 @@ async def reconcile(body: dict[str, Any]) -> float | None:
         seen.failure = (admission.REASON, refusal)
         return await _finish(body, old, seen, now)
 
-    if not old.get("phase"):
-        # make admission visible: Pending, with the expiry it was given, before any child exists
-        pending = status.compute(old, seen, now)
-        await status_writer.write(ws_models.API, body, pending)
-        old = {**old, **pending}
-
     try:
         await _apply(body, spec, seen, cfg)
     except core_children.ForeignObjectError as error:
@@ -103,8 +98,21 @@ async def reconcile(body: dict[str, Any]) -> float | None:
         if error.status.code in core_children.REJECTED:
             seen.failure = ("ChildRejected", f"the API server refused a child: {error.status.message}")
         else:
+            await _admitted(body, old, seen, now)
             raise
     return await _finish(body, old, seen, now)
+
+
+async def _admitted(body: dict[str, Any], old: dict[str, Any], seen: status.Observed, now: datetime.datetime) -> None:
+    """The children could not be written yet and will be retried: say `Pending`, with the expiry
+    the Workshop was given, if nothing was said before. Not written on the way to `Creating`: a
+    status write per new Workshop that the next write replaces at once was a tenth of the
+    operator's requests when a thousand are made together."""
+    if old.get("phase"):
+        return
+    seen.sessions, seen.problems = [], []
+    with contextlib.suppress(ApiError):  # the API server is failing this reconcile: the retry writes it
+        await status_writer.write(ws_models.API, body, status.compute(old, seen, now))
 
 
 async def _apply(body: dict[str, Any], spec: ws_models.WorkshopSpec, seen: status.Observed, cfg: Any) -> None:
