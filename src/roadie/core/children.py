@@ -165,11 +165,15 @@ async def apply(manifest: Manifest, parent: Any | None = None) -> Body:
     """
     manifest = _point_pods(manifest)
     source = sources.for_manifest(manifest)
-    existing = cached(manifest) if source is not None and cache.watched(source) else None
+    watched = source is not None and cache.watched(source)
+    existing = cached(manifest) if watched else None
     _refuse_foreign(manifest, existing, parent)
     if existing is not None and satisfied(manifest, existing):
         return existing
-    if existing is None and parent is not None:
+    if existing is None and (parent is not None or watched):
+        # a create where the cache says there is nothing: cheaper for the API server than an
+        # apply that creates; a name taken meanwhile (409) is applied below, or refused with
+        # `parent`
         created = await _create(manifest, parent)
         if created is not None:
             return created

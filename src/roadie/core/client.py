@@ -15,9 +15,10 @@ from typing import Any
 
 import lightkube
 from lightkube import generic_resource
+from lightkube.config import client_adapter
 
 from roadie.core import api as api_mod
-from roadie.core import ratelimit
+from roadie.core import ratelimit, transport
 
 FIELD_MANAGER = "roadie"
 
@@ -28,8 +29,12 @@ def connect(kubeconfig: pathlib.Path | None = None, *, qps: float = 0.0, burst: 
     """Build the shared client (from a kubeconfig file, $KUBECONFIG or the in-cluster account),
     with a client-side rate limit of `qps` requests a second and bursts of `burst` (0: none)."""
     global _client
-    config = lightkube.KubeConfig.from_file(kubeconfig) if kubeconfig else None
-    _client = lightkube.AsyncClient(config=config, field_manager=FIELD_MANAGER)
+    config = (lightkube.KubeConfig.from_file(kubeconfig) if kubeconfig else lightkube.KubeConfig.from_env()).get()
+    assert config.user is not None, "the kubeconfig's context names no user"
+    tls = client_adapter.verify_cluster(config.cluster, config.user, config.abs_file)  # as lightkube's own
+    _client = lightkube.AsyncClient(
+        config=config, field_manager=FIELD_MANAGER, transport=transport.AiohttpTransport(tls)
+    )
     ratelimit.install(http(), ratelimit.TokenBucket(qps, burst or max(1, int(qps * 2))))
     return _client
 
