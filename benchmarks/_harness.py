@@ -178,6 +178,18 @@ class Operator:
                 found[dict(labels).get("resource", "?")] += value
         return dict(found)
 
+    def timings(self) -> dict[str, float]:
+        """Sums and counts of the operator's reconcile and queue-wait histograms, and the seconds
+        its client-side rate limit held requests back: where an object's time went."""
+        found: dict[str, float] = {}
+        for (name, _labels), value in self.metrics().items():
+            for metric in ("roadie_reconcile_duration_seconds", "roadie_workqueue_wait_seconds"):
+                if name in (f"{metric}_sum", f"{metric}_count"):
+                    found[name] = found.get(name, 0.0) + value
+            if name == "roadie_api_throttled_seconds_total":
+                found[name] = found.get(name, 0.0) + value
+        return found
+
     def reconciles(self) -> float:
         return self.total("roadie_reconcile_total")
 

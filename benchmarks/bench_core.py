@@ -118,7 +118,7 @@ async def _through_roadie(
     follow = load.Follow(counted, source, load.phase_ready, namespace=ns)
     await follow.start()
     before, sent0, own0, start = h.apiserver_requests(kube), counted.requests, op.api_requests(), time.time()
-    verbs0, cpu0 = op.api_by_verb(), h.cluster_cpu(config, op)
+    verbs0, cpu0, timing0 = op.api_by_verb(), h.cluster_cpu(config, op), op.timings()
     if kind == "workshop":
         docs = [load.workshop(ns, f"w{i}") for i in range(count)]
     else:
@@ -129,8 +129,10 @@ async def _through_roadie(
     by_request = h.delta(h.apiserver_requests(kube), before)
     by_verb = {v: n - verbs0.get(v, 0) for v, n in op.api_by_verb().items() if n - verbs0.get(v, 0)}
     cpu = h.cpu_delta(h.cluster_cpu(config, op), cpu0)
+    timing = {k: round(v - timing0.get(k, 0.0), 3) for k, v in op.timings().items()}
     await follow.stop()
     return {
+        "operator_timing": timing,
         "seconds": seconds,
         "apiserver": sum(by_request.values()),
         "apiserver_by_request": _by_request(by_request),
@@ -267,6 +269,7 @@ async def p1(args: argparse.Namespace) -> None:
         "operator_by_verb": roadie["operator_by_verb"],
         "baseline_cpu_s": base["cpu_s"],
         "roadie_cpu_s": roadie["cpu_s"],
+        "operator_timing": roadie["operator_timing"],
         "baseline_apiserver_by_request": base["apiserver_by_request"],
         "roadie_apiserver_by_request": roadie["apiserver_by_request"],
         "rss_mib_ready": rss_ready,
