@@ -28,13 +28,16 @@ PhaseMessage = Callable[[dict[str, Any]], str]
 async def announce_phase(
     body: Body, old: dict[str, Any], new: dict[str, Any], message: PhaseMessage | None = None
 ) -> None:
-    """An event named after the new phase when the phase changes (Warning for Failed)."""
+    """An event named after the new phase when the phase changes (Warning for Failed), posted in
+    the background as client-go's recorder does: the reconcile that changed the phase is done once
+    its status is written, and a worker waiting on an event's round trip is one not reconciling
+    the next object (a thousand new Workshops post two thousand of them)."""
     phase = new.get("phase")
     if not phase or old.get("phase") == phase:
         return
     kind = events.WARNING if phase == "Failed" else events.NORMAL
     text = new.get("message") or (message(new) if message else "") or f"phase is now {phase}"
-    await events.emit(body, kind, phase, text)
+    events.emit_soon(body, kind, phase, text)
 
 
 async def finish(
