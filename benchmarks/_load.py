@@ -124,16 +124,11 @@ def workshop_children(namespace: str, name: str) -> list[Body]:
 
 
 def preview_children(namespace: str, number: int) -> list[Body]:
-    body = preview(namespace, number)
-    body["metadata"]["uid"] = "0"
-    spec = pe_models.PreviewEnvironmentSpec.model_validate(body["spec"])
-    eff = pe_children.effective(spec, PREVIEW_SETTINGS)
-    built = [pe_children.namespace(body, spec, eff), *(m for _, m in pe_children.inside(body, spec, eff))]
-    return [_unmanaged(doc) for doc in built]
+    return [doc for round_ in preview_rounds(namespace, number) for doc in round_]
 
 
 async def create(counted: Counted, docs: list[Body]) -> None:
-    """Create in order (a parent's children one after another, as a reconcile does)."""
+    """Create in order, one after another."""
     for doc in docs:
         try:
             await counted.client.create(codecs.from_dict(doc))
@@ -158,7 +153,28 @@ async def create_owned(counted: Counted, docs: list[Body]) -> None:
         uid = (await counted.client.get(ConfigMap, meta["name"], namespace=meta["namespace"])).metadata.uid
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": meta["name"], "uid": uid,
            "controller": True, "blockOwnerDeletion": True}  # fmt: skip
-    await create(counted, [{**doc, "metadata": {**doc["metadata"], "ownerReferences": [ref]}} for doc in docs])
+    await create_together(counted, [{**doc, "metadata": {**doc["metadata"], "ownerReferences": [ref]}} for doc in docs])
+
+
+async def create_together(counted: Counted, docs: list[Body]) -> None:
+    """Create `docs` at once, as a reconcile sends a parent's independent children."""
+    await asyncio.gather(*(create(counted, [doc]) for doc in docs))
+
+
+def preview_rounds(namespace: str, number: int) -> list[list[Body]]:
+    """A PreviewEnvironment's namespace, then its children in the reconcile's rounds."""
+    body = preview(namespace, number)
+    body["metadata"]["uid"] = "0"
+    spec = pe_models.PreviewEnvironmentSpec.model_validate(body["spec"])
+    eff = pe_children.effective(spec, PREVIEW_SETTINGS)
+    rounds = [[pe_children.namespace(body, spec, eff)]]
+    rounds += [[m for _, m in round_] for round_ in pe_children.rounds(pe_children.inside(body, spec, eff))]
+    return [[_unmanaged(doc) for doc in round_] for round_ in rounds]
+
+
+async def create_rounds(counted: Counted, rounds: list[list[Body]]) -> None:
+    for round_ in rounds:
+        await create_together(counted, round_)
 
 
 def jobs(counted: Counted, groups: Sequence[list[Body]]) -> list[Callable[[], Awaitable[None]]]:

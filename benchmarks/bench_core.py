@@ -93,7 +93,8 @@ async def _baseline(
             functools.partial(load.create_owned, counted, docs) for docs in sets
         ]
     else:
-        jobs = load.jobs(counted, [load.preview_children(ns, 100_000 + i) for i in range(count)])
+        rounds = [load.preview_rounds(ns, 100_000 + i) for i in range(count)]
+        jobs = [functools.partial(load.create_rounds, counted, r) for r in rounds]
     await load.run_all(jobs, concurrency)
     await follow.until(count, 120 + count * 1.0)
     seconds = time.time() - start
