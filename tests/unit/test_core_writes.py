@@ -138,28 +138,21 @@ async def test_independent_writes_go_out_together_and_every_one_ends_before_a_fa
 
     async def write(name: str, fail: bool = False) -> str:
         started.append(name)
-        await gate.wait()  # none ends before all have started: they are in flight at once
+        if len(started) == 3:
+            gate.set()
+        await gate.wait()  # none ends before all three have started: they are in flight at once
         await asyncio.sleep(0.01 if name == "slow" else 0)
         finished.append(name)
         if fail:
             raise ValueError(name)
         return name
 
-    async def open_gate() -> None:
-        while len(started) < 3:
-            await asyncio.sleep(0)
-        gate.set()
-
-    opener = asyncio.create_task(open_gate())
-    assert await children.together(write("a"), write("b"), write("c")) == ["a", "b", "c"]
-    await opener
+    assert await asyncio.wait_for(children.together(write("a"), write("b"), write("c")), 1) == ["a", "b", "c"]
     started.clear(), finished.clear(), gate.clear()
-    opener = asyncio.create_task(open_gate())
     try:
-        await children.together(write("a", fail=True), write("slow"), write("c", fail=True))
+        await asyncio.wait_for(children.together(write("a", fail=True), write("slow"), write("c", fail=True)), 1)
     except ValueError as error:
         assert str(error) == "a", "the first failure in the order given"
     else:
         raise AssertionError("a failed write must raise")
-    await opener
     assert sorted(finished) == ["a", "c", "slow"], "the slow write was waited for, not left in flight"
