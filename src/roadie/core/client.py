@@ -16,6 +16,7 @@ from typing import Any
 import lightkube
 from lightkube import generic_resource
 from lightkube.config import client_adapter
+from lightkube.core.exceptions import ApiError
 
 from roadie.core import api as api_mod
 from roadie.core import ratelimit, transport
@@ -64,3 +65,11 @@ def resource(api: api_mod.Api) -> Any:
     if api.namespaced:
         return generic_resource.create_namespaced_resource(api.group, api.version, api.kind, api.plural)
     return generic_resource.create_global_resource(api.group, api.version, api.kind, api.plural)
+
+
+def transient(error: BaseException) -> bool:
+    """Errors a retry is expected to cure (a conflict, throttling, a server error, a dropped
+    connection): logged briefly, not as a failure with a traceback, and retried."""
+    if isinstance(error, ApiError):
+        return error.status.code in (409, 429) or (error.status.code or 0) >= 500
+    return type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11", "anyio")

@@ -19,10 +19,8 @@ import zlib
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any
 
-from lightkube.core.exceptions import ApiError
-
 from roadie.core import api as api_mod
-from roadie.core import cache, metrics, schedule, sources, workqueue
+from roadie.core import cache, client, metrics, schedule, sources, workqueue
 from roadie.core.informer import Indexer, Source
 
 Body = dict[str, Any]
@@ -125,7 +123,7 @@ class Controller:
         try:
             again = await self.reconcile(body)
         except Exception as error:
-            level = logging.INFO if _is_transient(error) else logging.ERROR
+            level = logging.INFO if client.transient(error) else logging.ERROR
             log.log(
                 level,
                 "reconcile of %s %s/%s failed (will retry): %s",
@@ -178,11 +176,3 @@ def resync_delay(body: Body, period: float, now: float) -> float:
     while moment < now + period / 2:
         moment += period
     return moment - now
-
-
-def _is_transient(error: Exception) -> bool:
-    """Errors a retry is expected to cure (a conflict, throttling, a server error, a dropped
-    connection): logged briefly, not as a failure with a traceback."""
-    if isinstance(error, ApiError):
-        return error.status.code in (409, 429) or (error.status.code or 0) >= 500
-    return type(error).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11", "anyio")

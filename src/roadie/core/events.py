@@ -21,6 +21,9 @@ from lightkube.resources.core_v1 import Event
 from roadie.core import background, client, models
 
 NORMAL, WARNING = "Normal", "Warning"
+#: Attempts at posting one event, and the first pause between them (doubled each time).
+TRIES = 3
+RETRY_SECONDS = 0.5
 log = logging.getLogger(__name__)
 
 
@@ -51,12 +54,24 @@ def build(body: Any, type_: str, reason: str, message: str) -> Event:
 
 
 async def emit(body: Any, type_: str, reason: str, message: str) -> None:
-    try:
-        await client.get().create(build(body, type_, reason, message))
-    except ApiError as error:  # e.g. the namespace is terminating: expected while tearing down
-        log.info("event %s for %s not posted: %s", reason, body["metadata"].get("name"), error.status.message)
-    except Exception:  # an event is a courtesy; never let it break a reconcile
-        log.warning("could not post event %s for %s", reason, body["metadata"].get("name"), exc_info=True)
+    """Post the event, trying again after an error a retry can cure (a dropped connection, a
+    429 or a 5xx), as client-go's recorder does, but only `TRIES` times and briefly: an event is a
+    courtesy, and some callers wait for it."""
+    event = build(body, type_, reason, message)
+    for attempt in range(TRIES):
+        try:
+            await client.get().create(event)
+            return
+        except Exception as error:
+            if client.transient(error) and attempt + 1 < TRIES:
+                await asyncio.sleep(RETRY_SECONDS * 2**attempt)
+                continue
+            name = body["metadata"].get("name")
+            if isinstance(error, ApiError):  # e.g. the namespace is terminating: expected while tearing down
+                log.info("event %s for %s not posted: %s", reason, name, error.status.message)
+            else:  # never let it break a reconcile
+                log.warning("could not post event %s for %s", reason, name, exc_info=True)
+            return
 
 
 def emit_soon(body: Any, type_: str, reason: str, message: str) -> None:
