@@ -13,6 +13,7 @@ import os
 import pathlib
 import shutil
 import time
+from typing import cast
 
 import lightkube
 import pytest
@@ -212,6 +213,25 @@ def test_volume_of_a_claim_without_a_size_gets_one_gibibyte(tmp_path: pathlib.Pa
 
     assert volume.spec is not None
     assert volume.spec.capacity == {"storage": "1Gi"}
+
+
+def test_a_claim_whose_provisioning_fails_is_tried_again_until_it_succeeds(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tries: list[bool] = []
+    pauses: list[float] = []
+
+    def provision(_api: object, _claim: object, _root: object, _exists: bool) -> None:
+        tries.append(True)
+        if len(tries) < 4:
+            raise RuntimeError("the API server is restarting")
+
+    monkeypatch.setattr(provisioner, "provision", provision)
+    monkeypatch.setattr(provisioner.time, "sleep", pauses.append)
+    monkeypatch.setattr(provisioner, "RETRY_MAX", 3.0)
+    provisioner.provision_until_done(cast(lightkube.Client, object()), claim(), tmp_path)
+    assert len(tries) == 4, "a watch event comes once: the claim is not left waiting"
+    assert pauses == [1.0, 2.0, 3.0], "the pause doubles, up to its cap"
 
 
 def is_running(pid: int) -> bool:

@@ -38,6 +38,8 @@ from roadie.devcluster import nodes
 
 PROVISIONED_BY = "pv.kubernetes.io/provisioned-by"
 PARALLEL = 16
+#: The longest pause between two tries at provisioning one claim.
+RETRY_MAX = 30.0
 log = logging.getLogger("roadie.provisioner")
 
 
@@ -127,7 +129,7 @@ class Classes:
         return name in self.ours
 
 
-def waiting(claim: PersistentVolumeClaim, classes: Classes | set[str]) -> bool:
+def waiting(claim: PersistentVolumeClaim, classes: Classes) -> bool:
     """A claim of one of our classes with no volume yet: one to provision."""
     assert claim.spec is not None and claim.metadata is not None
     return (
@@ -180,12 +182,23 @@ def follow(api: lightkube.Client, root: pathlib.Path, classes: Classes) -> None:
                     if error.status.code != 404:
                         raise
             elif waiting(claim, classes):
-                pool.submit(provision, api, claim, root, False).add_done_callback(_raise)
+                pool.submit(provision_until_done, api, claim, root)
 
 
-def _raise(future: concurrent.futures.Future[None]) -> None:
-    if future.exception() is not None:
-        log.error("provisioning failed", exc_info=future.exception())
+def provision_until_done(api: lightkube.Client, claim: PersistentVolumeClaim, root: pathlib.Path) -> None:
+    """Provision one claim, trying again (a pause that doubles, up to RETRY_MAX seconds) until it
+    succeeds: a watch event comes once, so a failure must not leave the claim waiting for the
+    next change of it, as a poll would not have."""
+    pause = 1.0
+    while True:
+        try:
+            provision(api, claim, root, False)
+            return
+        except Exception:
+            assert claim.metadata is not None
+            log.exception("provisioning %s/%s failed; retrying", claim.metadata.namespace, claim.metadata.name)
+        time.sleep(pause)
+        pause = min(2 * pause, RETRY_MAX)
 
 
 def main() -> None:
