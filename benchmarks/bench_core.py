@@ -47,7 +47,7 @@ import _load as load
 import _plot as plot
 import _resilience as resilience
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.core_v1 import Namespace, PersistentVolume
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -71,6 +71,23 @@ def save(name: str, result: dict[str, Any], lines: plot.Series, bars: list[plot.
 def namespace(kube: Any, name: str) -> str:
     kube.create(Namespace(metadata=ObjectMeta(name=name)))
     return name
+
+
+def clear(kube: Any, name: str, timeout: float) -> float:
+    """Delete a namespace and wait until it and its volumes are gone: the run after starts on the
+    cluster the run before had. Left in place, the baseline's thousand Services made each of
+    Roadie's ClusterIP allocations scan twice the addresses (the allocator counts the ones in use
+    on every allocation), and every controller list twice the objects."""
+    kube.delete(Namespace, name)
+
+    def gone() -> bool:
+        if any(ns.metadata.name == name for ns in kube.list(Namespace)):
+            return False
+        return not any(
+            pv.spec and pv.spec.claimRef and pv.spec.claimRef.namespace == name for pv in kube.list(PersistentVolume)
+        )
+
+    return h.wait_until(f"namespace {name} and its volumes to be gone", gone, timeout, interval=1.0)
 
 
 # -- P1, Rest, Noise ------------------------------------------------------------------------------
@@ -101,6 +118,8 @@ async def _baseline(
     by_request = h.delta(h.apiserver_requests(kube), before)
     cpu = h.cpu_delta(h.cluster_cpu(config), cpu0)
     await follow.stop()
+    cleared = clear(kube, ns, 300 + count * 0.5)
+    h.log(f"the baseline's objects deleted in {cleared:.1f}s")
     return {
         "seconds": seconds,
         "apiserver": sum(by_request.values()),
