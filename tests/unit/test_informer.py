@@ -13,6 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 
+from roadie.core import informer
 from roadie.core.informer import Informer, Source
 
 PODS = Source("", "v1", "Pod", "pods")
@@ -154,3 +155,12 @@ async def test_a_compact_source_hands_out_copies_and_slims_what_it_is_told(
     assert pods.by_index("missing", "x") == []
     pods.observe({**_pod("b", 2), "spec": {}})
     assert pods.get("ns", "b") is held, "an older version than the one held is ignored"
+
+
+def test_watch_lines_split_across_chunks_are_joined_and_a_partial_one_waits() -> None:
+    pending = bytearray()
+    first = b'{"type":"ADDED","object":{"a":1}}\n{"type":"MOD'
+    assert informer.lines(pending, first) == [b'{"type":"ADDED","object":{"a":1}}']
+    assert informer.lines(pending, b"IFIED") == []
+    assert informer.lines(pending, b'","object":{}}\n\n{"x"') == [b'{"type":"MODIFIED","object":{}}']
+    assert bytes(pending) == b'{"x"'

@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import random
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
+
+import msgspec
 
 from roadie.core import metrics
 
@@ -93,8 +94,24 @@ def trim(obj: Body) -> Body:
     return obj
 
 
+_decode = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
 def _unpack(payload: Body | bytes) -> Body:
-    return json.loads(payload) if isinstance(payload, bytes) else payload
+    return _decode(payload) if isinstance(payload, bytes) else payload
+
+
+def lines(buffer: bytearray, chunk: bytes) -> list[bytes]:
+    """Complete newline-ended lines from a watch stream, the rest left in `buffer` for the next
+    chunk: split as bytes, so each event is decoded once, straight from the wire."""
+    buffer += chunk
+    end = buffer.rfind(b"\n")
+    if end < 0:
+        return []
+    done = bytes(buffer[:end])
+    del buffer[: end + 1]
+    return [line for line in done.split(b"\n") if line.strip()]
 
 
 def _version(obj: Body | None) -> int:
@@ -228,7 +245,7 @@ class Informer:
             if response.status_code == 404:
                 raise NotServedError(path)
             _raise_for(response)
-            page = response.json()
+            page = _decode(response.content)
             for item in page.get("items") or []:
                 obj = self._trim(item)
                 fresh[key_of(obj)] = obj
@@ -267,12 +284,15 @@ class Informer:
                 _raise_for(response)
             self._failing_since = None
             self._failures = 0  # open again: the next outage backs off from the start
-            async for line in response.aiter_lines():
-                if line.strip():
+            pending = bytearray()
+            async for chunk in response.aiter_bytes():
+                for line in lines(pending, chunk):
                     self._on_line(line)
+            if pending.strip():  # a last event without its newline, as aiter_lines would give it
+                self._on_line(bytes(pending))
 
-    def _on_line(self, line: str) -> None:
-        event = json.loads(line)
+    def _on_line(self, line: bytes | str) -> None:
+        event = _decode(line)
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
             if obj.get("code") == 410:
@@ -309,7 +329,7 @@ class Informer:
         return None if entry is None else _unpack(entry[1])
 
     def _put(self, key: Key, obj: Body) -> None:
-        payload: Body | bytes = json.dumps(obj, separators=(",", ":")).encode() if self.source.compact else obj
+        payload: Body | bytes = _encode(obj) if self.source.compact else obj
         self._store[key] = (_version(obj), payload)
         for name in self._indexers:
             self._reindex(name, key, obj)
