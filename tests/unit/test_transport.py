@@ -89,12 +89,20 @@ async def test_a_request_and_its_body_go_through_unchanged(server: str) -> None:
     assert seen["query"] == sent.url.query.decode(), "the query as httpx encoded it"
 
 
-async def test_a_streamed_body_arrives_line_by_line_as_written(server: str) -> None:
-    lines = []
-    async with _client(server) as http, http.stream("GET", "/stream") as response:
+async def test_a_watch_arrives_line_by_line_as_written(server: str) -> None:
+    lines, times = [], []
+    async with _client(server) as http, http.stream("GET", "/stream", params={"watch": "true"}) as response:
         async for line in response.aiter_lines():
             lines.append(json.loads(line))
+            times.append(asyncio.get_running_loop().time())
     assert lines == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert times[-1] - times[0] >= 0.08, "each line handed on when written, not all at the end"
+
+
+async def test_any_other_answer_comes_whole(server: str) -> None:
+    async with _client(server) as http, http.stream("GET", "/stream") as response:
+        body = response.content  # a streamed response would raise ResponseNotRead here
+    assert [json.loads(line) for line in body.splitlines()] == [{"n": 0}, {"n": 1}, {"n": 2}]
 
 
 async def test_no_listener_is_a_connect_error() -> None:

@@ -57,6 +57,11 @@ class _Body(httpx2.AsyncByteStream):
         self._response.release()
 
 
+def _streams(request: httpx2.Request) -> bool:
+    """A watch, whose body never ends and is read as it comes; every other answer is whole."""
+    return b"watch=" in request.url.query
+
+
 class AiohttpTransport(httpx2.AsyncBaseTransport):
     """An httpx transport over one aiohttp session, made on first use in the running loop."""
 
@@ -100,12 +105,18 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             )
         except (TimeoutError, aiohttp.ClientError) as error:
             raise _error(error, connecting=True) from error
-        return httpx2.Response(
-            status_code=response.status,
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers],
-            stream=_Body(response),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()},
-        )
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers]
+        extensions = {"http_version": b"HTTP/1.1", "reason_phrase": (response.reason or "").encode()}
+        if not _streams(request):
+            # read here, in one call of aiohttp's, rather than chunk by chunk through httpx's stream
+            try:
+                content = await response.read()
+            except (TimeoutError, aiohttp.ClientError) as error:
+                raise _error(error, connecting=False) from error
+            finally:
+                response.release()
+            return httpx2.Response(response.status, headers=headers, content=content, extensions=extensions)
+        return httpx2.Response(response.status, headers=headers, stream=_Body(response), extensions=extensions)
 
     async def aclose(self) -> None:
         if self._session is not None and not self._session.closed:
