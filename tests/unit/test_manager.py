@@ -48,9 +48,9 @@ def test_a_childs_event_queues_its_parent_only(wired: tuple[manager.Manager, Con
     mgr, controller = wired
     child = {"metadata": {"name": "c", "annotations": {labels.PARENT: labels.parent_ref("Thing", "ns", "t1")}}}
     other = {"metadata": {"name": "d", "annotations": {labels.PARENT: labels.parent_ref("Workshop", "ns", "w")}}}
-    mgr._on_child("MODIFIED", child, None)
-    mgr._on_child("MODIFIED", other, None)
-    mgr._on_child("MODIFIED", {"metadata": {"name": "e"}}, None)
+    mgr._on_child(sources.DEPLOYMENTS, "MODIFIED", child, None)
+    mgr._on_child(sources.DEPLOYMENTS, "MODIFIED", other, None)
+    mgr._on_child(sources.DEPLOYMENTS, "MODIFIED", {"metadata": {"name": "e"}}, None)
     assert len(controller.queue) == 1
 
 
@@ -78,6 +78,22 @@ def test_healthz_names_what_died(wired: tuple[manager.Manager, Controller]) -> N
     assert probes.problems() == []
 
 
+def test_a_status_no_reconcile_reads_wakes_no_parent(wired: tuple[manager.Manager, Controller]) -> None:
+    mgr, controller = wired
+    meta = {"name": "q", "annotations": {labels.PARENT: labels.parent_ref("Thing", "ns", "t1")}}
+    quota = {"metadata": meta, "spec": {"hard": {"pods": "10"}}, "status": {"used": {"pods": "1"}}}
+    recounted = {**quota, "status": {"used": {"pods": "2"}}}
+    edited = {**quota, "spec": {"hard": {"pods": "99"}}}
+    mgr._on_child(sources.RESOURCE_QUOTAS, "MODIFIED", recounted, quota)
+    assert len(controller.queue) == 0, "a quota's usage is no reconcile's business"
+    mgr._on_child(sources.DEPLOYMENTS, "MODIFIED", recounted, quota)
+    assert len(controller.queue) == 1, "a Deployment's status is what its parent waits for"
+    for event, new in (("MODIFIED", edited), ("DELETED", recounted), ("ADDED", recounted)):
+        controller.queue = type(controller.queue)(THING.kind, controller._handle)
+        mgr._on_child(sources.RESOURCE_QUOTAS, event, new, quota if event != "ADDED" else None)
+        assert len(controller.queue) == 1, f"{event}: drift, loss or a new child wakes the parent"
+
+
 def test_a_childs_event_does_not_wake_a_parent_past_helping(wired: tuple[manager.Manager, Controller]) -> None:
     mgr, controller = wired
     parent = labels.parent_ref("Thing", "ns", "t1")
@@ -93,7 +109,7 @@ def test_a_childs_event_does_not_wake_a_parent_past_helping(wired: tuple[manager
         informer._store.clear()
         informer.observe({"metadata": {**meta, "resourceVersion": "1"}})
         controller.queue = type(controller.queue)(THING.kind, controller._handle)  # the ADDED it queued
-        mgr._on_child("MODIFIED", child, None)
+        mgr._on_child(sources.DEPLOYMENTS, "MODIFIED", child, None)
         assert (len(controller.queue) == 1) is woken, meta
 
 

@@ -63,6 +63,9 @@ class Source:
     compact: bool = dataclasses.field(default=True, compare=False)
     #: what to keep of each object, for a resource of which reconciles read only some parts
     slim: Callable[[Body], Body] | None = dataclasses.field(default=None, compare=False)
+    #: whether a change of a child's status alone wakes its parent: not for kinds whose status
+    #: no reconcile reads (a quota's usage, recounted by the controller-manager as pods come)
+    status_wakes: bool = dataclasses.field(default=True, compare=False)
 
     @property
     def api_version(self) -> str:

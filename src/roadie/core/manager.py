@@ -11,12 +11,13 @@ parent's namespace (a PreviewEnvironment's namespace and everything in it).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from typing import Any
 
 from roadie.core import cache, labels, sources
-from roadie.core.controller import Controller
+from roadie.core.controller import Controller, significant
 from roadie.core.informer import Body, Informer, Source
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class Manager:
         for source in child_sources:
             informer = Informer(source, http, selector=SELECTOR, watch_timeout=watch_timeout)
             informer.add_index(cache.PARENT_INDEX, cache.parent_index)
-            informer.add_handler(self._on_child)
+            informer.add_handler(functools.partial(self._on_child, source))
             self._add(informer)
         if self.controllers:
             for source in CONTEXT:
@@ -62,10 +63,12 @@ class Manager:
         self.informers.append(informer)
         cache.register(informer)
 
-    def _on_child(self, _kind: str, obj: Body, _old: Body | None) -> None:
+    def _on_child(self, source: Source, kind: str, obj: Body, old: Body | None) -> None:
         ref = labels.parse_parent_ref(((obj.get("metadata") or {}).get("annotations") or {}).get(labels.PARENT))
         if ref is None:
             return
+        if kind == "MODIFIED" and old is not None and not source.status_wakes and not significant(old, obj):
+            return  # only a status no reconcile reads changed
         controller = self._by_kind.get(ref[0])
         if controller is not None:
             controller.on_child(ref[1], ref[2])

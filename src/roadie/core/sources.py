@@ -19,15 +19,15 @@ def slim_pod(pod: Body) -> Body:
 
 NAMESPACES = Source("", "v1", "Namespace", "namespaces", namespaced=False)
 PODS = Source("", "v1", "Pod", "pods", compact=False, slim=slim_pod)
-SERVICES = Source("", "v1", "Service", "services")
+SERVICES = Source("", "v1", "Service", "services", status_wakes=False)
 SECRETS = Source("", "v1", "Secret", "secrets")
 CONFIG_MAPS = Source("", "v1", "ConfigMap", "configmaps")
 PVCS = Source("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
-RESOURCE_QUOTAS = Source("", "v1", "ResourceQuota", "resourcequotas")
+RESOURCE_QUOTAS = Source("", "v1", "ResourceQuota", "resourcequotas", status_wakes=False)
 LIMIT_RANGES = Source("", "v1", "LimitRange", "limitranges")
 DEPLOYMENTS = Source("apps", "v1", "Deployment", "deployments")
 JOBS = Source("batch", "v1", "Job", "jobs")
-INGRESSES = Source("networking.k8s.io", "v1", "Ingress", "ingresses")
+INGRESSES = Source("networking.k8s.io", "v1", "Ingress", "ingresses", status_wakes=False)
 NETWORK_POLICIES = Source("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
 STORAGE_CLASSES = Source("storage.k8s.io", "v1", "StorageClass", "storageclasses", namespaced=False)
 
