@@ -50,6 +50,8 @@ import _resilience as resilience
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, PersistentVolume
 
+from roadie.core import labels
+
 RESULTS = pathlib.Path(__file__).parent / "results"
 
 
@@ -74,21 +76,24 @@ def namespace(kube: Any, name: str) -> str:
     return name
 
 
-def clear(kube: Any, name: str, timeout: float) -> float:
-    """Delete a namespace and wait until it and its volumes are gone: the run after starts on the
-    cluster the run before had. Left in place, the baseline's thousand Services made each of
-    Roadie's ClusterIP allocations scan twice the addresses (the allocator counts the ones in use
-    on every allocation), and every controller list twice the objects."""
-    kube.delete(Namespace, name)
+def clear(kube: Any, name: str, timeout: float, selected: dict[str, str] | None = None) -> float:
+    """Delete a namespace (and the namespaces carrying the `selected` labels), and wait until they
+    and their volumes are gone: the run after starts on the cluster the run before had. Left in
+    place, the baseline's thousand Services made each of Roadie's ClusterIP allocations scan twice
+    the addresses (the allocator counts the ones in use on every allocation), and every
+    controller list twice the objects."""
+    doomed = [name, *(ns.metadata.name for ns in kube.list(Namespace, labels=selected))] if selected else [name]
+    for ns in doomed:
+        kube.delete(Namespace, ns)
 
     def gone() -> bool:
-        if any(ns.metadata.name == name for ns in kube.list(Namespace)):
+        left = {ns.metadata.name for ns in kube.list(Namespace)}
+        if left & set(doomed):
             return False
-        return not any(
-            pv.spec and pv.spec.claimRef and pv.spec.claimRef.namespace == name for pv in kube.list(PersistentVolume)
-        )
+        claimed = (pv.spec.claimRef for pv in kube.list(PersistentVolume) if pv.spec and pv.spec.claimRef)
+        return not any(ref.namespace in doomed for ref in claimed)
 
-    return h.wait_until(f"namespace {name} and its volumes to be gone", gone, timeout, interval=1.0)
+    return h.wait_until(f"{len(doomed)} namespace(s) and their volumes to be gone", gone, timeout, interval=1.0)
 
 
 # -- P1, Rest, Noise ------------------------------------------------------------------------------
@@ -119,7 +124,7 @@ async def _baseline(
     by_request = h.delta(h.apiserver_requests(kube), before)
     cpu = h.cpu_delta(h.cluster_cpu(config), cpu0)
     await follow.stop()
-    cleared = clear(kube, ns, 300 + count * 0.5)
+    cleared = clear(kube, ns, 300 + count * 0.5, None if kind == "workshop" else {load.BASELINE_LABEL: "true"})
     h.log(f"the baseline's objects deleted in {cleared:.1f}s")
     return {
         "seconds": seconds,
@@ -249,7 +254,8 @@ async def _again(
     op.start()
     try:
         for ns in ["bench-noise"] * noise + [f"bench-{args.kind}"]:
-            h.log(f"deleted {ns} in {clear(kube, ns, 300 + args.count * 1.0):.1f}s")
+            owned = {labels.MANAGED_BY: "roadie"} if args.kind == "preview" else None  # their namespaces
+            h.log(f"deleted {ns} in {clear(kube, ns, 300 + args.count * 1.0, owned):.1f}s")
     finally:
         op.stop()
     h.log("the baseline again, on the cluster Roadie's run had")
