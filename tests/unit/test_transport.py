@@ -5,6 +5,7 @@ as the httpx errors the operator's retries look for."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -39,6 +40,12 @@ async def _stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _gzipped(request: web.Request) -> web.Response:
+    """As the API server answers a large list to a client that accepts gzip (httpx's default)."""
+    body = gzip.compress(json.dumps({"items": [1, 2, 3]}).encode())
+    return web.Response(body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+
 async def _slow(request: web.Request) -> web.Response:
     await asyncio.sleep(2)
     return web.Response(text="late")
@@ -59,6 +66,7 @@ async def server() -> AsyncIterator[str]:
     app.router.add_route("*", "/echo", _echo)
     app.router.add_get("/stream", _stream)
     app.router.add_get("/slow", _slow)
+    app.router.add_get("/gzipped", _gzipped)
     app.router.add_get("/cut", _cut)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -103,6 +111,12 @@ async def test_any_other_answer_comes_whole(server: str) -> None:
     async with _client(server) as http, http.stream("GET", "/stream") as response:
         body = response.content  # a streamed response would raise ResponseNotRead here
     assert [json.loads(line) for line in body.splitlines()] == [{"n": 0}, {"n": 1}, {"n": 2}]
+
+
+async def test_a_compressed_answer_read_whole_is_decompressed(server: str) -> None:
+    async with _client(server) as http:
+        response = await http.get("/gzipped")
+    assert response.json() == {"items": [1, 2, 3]}
 
 
 async def test_no_listener_is_a_connect_error() -> None:
