@@ -214,6 +214,15 @@ def cluster_cpu(config: cluster.ClusterConfig, op: Operator | None = None) -> di
     return used
 
 
+def machine_cpu() -> dict[str, float]:
+    """The machine's CPU seconds so far by state, from `/proc/stat`. `steal` is time the
+    hypervisor gave to other guests while this one wanted it: on a shared host the same work then
+    takes longer, in whichever run it falls."""
+    fields = pathlib.Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return {name: int(value) / CLK_TCK for name, value in zip(names, fields, strict=True)}
+
+
 def cpu_delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
     return {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
 

@@ -109,7 +109,7 @@ async def _baseline(
     follow = load.Follow(counted, load.DEPLOYMENTS, load.available, selector=load.BASELINE_LABEL)
     await follow.start()
     before, sent0, start = h.apiserver_requests(kube), counted.requests, time.time()
-    cpu0 = h.cluster_cpu(config)
+    cpu0, machine0 = h.cluster_cpu(config), h.machine_cpu()
     if kind == "workshop":
         sets = [load.workshop_children(ns, f"w{i}") for i in range(count)]
         jobs: list[Callable[[], Awaitable[None]]] = [
@@ -122,7 +122,7 @@ async def _baseline(
     await follow.until(count, 120 + count * 1.0)
     seconds = time.time() - start
     by_request = h.delta(h.apiserver_requests(kube), before)
-    cpu = h.cpu_delta(h.cluster_cpu(config), cpu0)
+    cpu, machine = h.cpu_delta(h.cluster_cpu(config), cpu0), h.cpu_delta(h.machine_cpu(), machine0)
     await follow.stop()
     cleared = clear(kube, ns, 300 + count * 0.5, None if kind == "workshop" else {load.BASELINE_LABEL: "true"})
     h.log(f"the baseline's objects deleted in {cleared:.1f}s")
@@ -132,6 +132,7 @@ async def _baseline(
         "apiserver_by_request": _by_request(by_request),
         "sent": counted.requests - sent0,
         "cpu_s": cpu,
+        "machine_s": machine,
         "timeline": follow.timeline(start),
     }
 
@@ -145,6 +146,7 @@ async def _through_roadie(
     await follow.start()
     before, sent0, own0, start = h.apiserver_requests(kube), counted.requests, op.api_requests(), time.time()
     verbs0, cpu0, timing0 = op.api_by_verb(), h.cluster_cpu(config, op), op.timings()
+    machine0 = h.machine_cpu()
     if kind == "workshop":
         docs = [load.workshop(ns, f"w{i}") for i in range(count)]
     else:
@@ -154,7 +156,7 @@ async def _through_roadie(
     seconds = time.time() - start
     by_request = h.delta(h.apiserver_requests(kube), before)
     by_verb = {v: n - verbs0.get(v, 0) for v, n in op.api_by_verb().items() if n - verbs0.get(v, 0)}
-    cpu = h.cpu_delta(h.cluster_cpu(config, op), cpu0)
+    cpu, machine = h.cpu_delta(h.cluster_cpu(config, op), cpu0), h.cpu_delta(h.machine_cpu(), machine0)
     timing = {k: round(v - timing0.get(k, 0.0), 3) for k, v in op.timings().items()}
     await follow.stop()
     return {
@@ -164,6 +166,7 @@ async def _through_roadie(
         "apiserver_by_request": _by_request(by_request),
         "sent": counted.requests - sent0,
         "cpu_s": cpu,
+        "machine_s": machine,
         "operator": op.api_requests() - own0,
         "operator_by_verb": by_verb,
         "timeline": follow.timeline(start),
@@ -321,6 +324,9 @@ async def p1(args: argparse.Namespace) -> None:
         "operator_by_verb": roadie["operator_by_verb"],
         "baseline_cpu_s": base["cpu_s"],
         "baseline_again_cpu_s": {} if again is None else again["cpu_s"],
+        # the machine's CPU by state over each run: steal says the host gave the cores elsewhere
+        "machine_s": {"baseline": base["machine_s"], "roadie": roadie["machine_s"]}
+        | ({} if again is None else {"baseline_again": again["machine_s"]}),
         "roadie_cpu_s": roadie["cpu_s"],
         "operator_timing": roadie["operator_timing"],
         "baseline_apiserver_by_request": base["apiserver_by_request"],
