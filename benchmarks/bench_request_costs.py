@@ -25,12 +25,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _harness as h
 import _load as load
 import lightkube
-from lightkube import codecs
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 from lightkube.types import PatchType
 
+from roadie.core import events
+
 SETTLE = 8.0  # seconds after a phase's last request that still count towards it
+CONCURRENCY = 16  # the operator's workers
 Job = Callable[[], Awaitable[Any]]
 
 
@@ -56,32 +58,10 @@ def _status(phase: str, i: int) -> dict[str, Any]:
 
 
 def _event(i: int, reason: str) -> Any:
-    """A phase-change event as `core/events` posts it."""
-    return codecs.from_dict(
-        {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"generateName": f"w{i}.", "namespace": "ws"},
-            "involvedObject": {"apiVersion": "orchestra.io/v1", "kind": "Workshop", "name": f"w{i}", "namespace": "ws"},
-            "reason": reason,
-            "message": f"phase {reason}",
-            "type": "Normal",
-            "source": {"component": "roadie"},
-            "firstTimestamp": _now(),
-            "lastTimestamp": _now(),
-            "count": 1,
-        }
-    )
-
-
-async def _bounded(jobs: list[Job], concurrency: int = 16) -> None:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(job: Job) -> None:
-        async with gate:
-            await job()
-
-    await asyncio.gather(*(one(job) for job in jobs))
+    """A phase-change event, built as the operator builds it."""
+    workshop = load.workshop("ws", f"w{i}")
+    workshop["metadata"]["uid"] = f"uid-{i}"
+    return events.build(workshop, events.NORMAL, reason, f"phase is now {reason}")
 
 
 async def main(count: int) -> None:
@@ -98,7 +78,7 @@ async def main(count: int) -> None:
         async def phase(name: str, jobs: list[Job]) -> None:
             """CPU over the phase, less what the cluster spends idle over as long."""
             before, start = h.cluster_cpu(config), time.monotonic()
-            await _bounded(jobs)
+            await load.run_all(jobs, CONCURRENCY)
             await asyncio.sleep(SETTLE)
             spent = h.cpu_delta(h.cluster_cpu(config), before)
             spent.pop("benchmark", None)

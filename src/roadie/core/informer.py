@@ -294,7 +294,7 @@ class Informer:
             if pending.strip():  # a last event without its newline, as aiter_lines would give it
                 self._on_line(bytes(pending))
 
-    def _on_line(self, line: bytes | str) -> None:
+    def _on_line(self, line: bytes) -> None:
         event = _decode(line)
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
